@@ -1,0 +1,43 @@
+"""Cut a parsed :class:`Document` into the :class:`Chunk` s that are indexed.
+
+Every work item gives one ``item`` chunk (its title and whole body) and one
+``sentence`` chunk per sentence, so a question can match a single clause
+precisely or a whole item by its overall topic. Ids are built from the document
+id and the item's locator, never from list positions, so they stay stable when
+other documents change.
+"""
+
+from __future__ import annotations
+
+from index.domain import Chunk, Document, WorkItem, content_hash
+
+
+def make_chunks(doc: Document) -> list[Chunk]:
+    """All chunks of ``doc``: for each item, the item chunk then its sentence chunks."""
+    chunks: list[Chunk] = []
+    for section in doc.sections:
+        for item in section.items:
+            chunks.append(_chunk(doc, section.heading, item, "item", item.text, item.start, item.end, ""))
+            for n, sentence in enumerate(item.sentences, start=1):
+                chunks.append(_chunk(doc, section.heading, item, "sentence", sentence.text,
+                                     sentence.start, sentence.end, f".s{n}"))
+    return chunks
+
+
+def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
+           start: int, end: int, suffix: str) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc.doc_id}#{item.locator}{suffix}",
+        doc_id=doc.doc_id,
+        doc_title=doc.title,
+        year=doc.year,
+        section=section,
+        item_number=item.number,
+        item_title=item.title,
+        item_locator=item.locator,
+        kind=kind,
+        text=text,
+        start=start,
+        end=end,
+        hash=content_hash(f"{item.title}\n{text}"),
+    )

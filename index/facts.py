@@ -1,0 +1,51 @@
+"""Expected answer types: a question that asks for a price, a time of day or an address
+is only answered by text that contains one.
+
+Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the plan) from
+"幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
+answering checks the expected answer type; this module does that for the few
+types parents ask about that policy plans rarely contain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FactType:
+    name: str
+    asked: re.Pattern[str]
+    present: re.Pattern[str]
+
+
+FACT_TYPES: tuple[FactType, ...] = (
+    FactType(
+        "price",
+        re.compile(r"多少钱|学费|收费标准|费用是多少|要交多少|价格|how much (?:does|is|are).*(?:cost|fee)|\bfees?\b",
+                   re.I),
+        re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)|收费标准为|每生每"),
+    ),
+    FactType(
+        "clock_time",
+        # 几点几 is a version number ("2.0"), not a time of day.
+        re.compile(r"几点(?!几)|什么时[候间]到校|上课时间|放学时间|what time", re.I),
+        re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*[点时](?:\d{1,2}分|半|整)?(?!五|\d)"),
+    ),
+    FactType(
+        "address",
+        re.compile(r"地址|在哪里办公|办公地点|电话|联系方式|怎么联系|\baddress\b|phone number", re.I),
+        re.compile(r"[路街]\d+号|地址[:：]|电话[:：]|\d{3,4}-\d{7,8}|1\d{10}"),
+    ),
+)
+
+
+def expected_facts(question: str) -> tuple[FactType, ...]:
+    """The answer types ``question`` asks for (usually none)."""
+    return tuple(fact for fact in FACT_TYPES if fact.asked.search(question))
+
+
+def states_fact(text: str, fact: FactType) -> bool:
+    """Whether ``text`` contains a value of the answer type ``fact``."""
+    return bool(fact.present.search(text))

@@ -1,0 +1,35 @@
+"""Fixtures shared by every test tier: a real index built from the shipped corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+SEED = CORPUS / "hengyang-2020-work-plan.txt"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A data dir holding a real index of corpus/, built once with the default (offline) embedder."""
+    from index.store import build_index
+
+    path = tmp_path_factory.mktemp("policybot-data")
+    build_index([CORPUS], path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def searcher(data_dir):
+    from index.search import open_searcher
+
+    return open_searcher(data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_env(monkeypatch, tmp_path):
+    # Never let a test read or write the developer's ./var by accident.
+    monkeypatch.setenv("POLICYBOT_DATA", str(tmp_path / "var"))
