@@ -1,0 +1,309 @@
+"""Read a corpus file (.txt, .md, .docx, .pdf) into normalised plain text.
+
+Public API: :func:`load_text` returning a :class:`LoadedText`, and
+:data:`SUPPORTED_FORMATS`. Every failure is a :class:`CorpusError` whose message
+names the file. The text is kept verbatim (full-width punctuation and digits stay
+as written, no NFKC) because answers quote it; only export artifacts, newline
+style, trailing spaces and - for PDF - hard line wraps and spaces the PDF text
+layer inserts around digits and latin are normalised away.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from index.errors import CorpusError
+
+if TYPE_CHECKING:
+    from docx.table import Table, _Row
+    from docx.text.paragraph import Paragraph
+
+SUPPORTED_FORMATS = ("txt", "md", "docx", "pdf")
+
+
+@dataclass(frozen=True)
+class LoadedText:
+    """The normalised text of one file, its format (txt/md/docx/pdf) and where it came from."""
+
+    text: str
+    format: str
+    source: str
+
+
+def load_text(path: Path) -> LoadedText:
+    """Read ``path`` and return its normalised text.
+
+    :raises CorpusError: missing, unsupported, mislabelled, corrupt, encrypted,
+        undecodable or empty file.
+    """
+    path = Path(path)
+    try:
+        fmt, reader = _select_loader(path.suffix)
+    except CorpusError as exc:
+        raise CorpusError(f"{path}: {exc}") from None
+    data = _read_bytes(path)
+    text = _normalise(reader(path, data))
+    if not text.strip():
+        raise CorpusError(f"{path} is empty")
+    return LoadedText(text=text, format=fmt, source=str(path))
+
+
+def _select_loader(suffix: str) -> tuple[str, Callable[[Path, bytes], str]]:
+    """The format name and loader for a file suffix such as ``".docx"``."""
+    fmt = suffix.lower().lstrip(".")
+    if fmt not in _LOADERS:
+        supported = ", ".join(f".{f}" for f in SUPPORTED_FORMATS)
+        raise CorpusError(f"unsupported format {suffix or '(no suffix)'!r}; supported formats: {supported}")
+    return fmt, _LOADERS[fmt]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CorpusError(f"{path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise CorpusError(f"{path} is a directory, not a file") from exc
+    except OSError as exc:
+        raise CorpusError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    if not data:
+        raise CorpusError(f"{path} is empty")
+    return data
+
+
+# -- plain text ---------------------------------------------------------------------------
+
+# BOMs first: UTF-32 before UTF-16 because the UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# What charset-normalizer may still propose: Chinese files are otherwise UTF-16 without a
+# BOM or Big5. Single-byte code pages decode any bytes and would turn garbage into "text".
+_GUESSABLE = ["utf_16_le", "utf_16_be", "big5"]
+
+
+def _load_plain(path: Path, data: bytes) -> str:
+    if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
+        kind = "a PDF" if data.startswith(b"%PDF") else "a zip archive (.docx?)"
+        raise CorpusError(f"{path} is really {kind}, not {path.suffix} text")
+    return _decode(path, data)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"{path} has a {encoding} BOM but is not valid {encoding}") from exc
+    # GB18030 text never contains NUL bytes; UTF-16 without a BOM does, and would decode as GB18030.
+    if b"\x00" not in data:
+        for encoding in ("utf-8", "gb18030"):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+    guessed = _guess(data)
+    if guessed is None:
+        raise CorpusError(f"{path} cannot be decoded (tried UTF-8, GB18030, UTF-16, Big5)")
+    return guessed
+
+
+def _guess(data: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=_GUESSABLE).best()
+    if best is None:
+        return None
+    text = str(best)
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    # charset-normalizer can still pick an encoding for noise; demand mostly printable text.
+    return text if text and printable >= 0.98 * len(text) else None
+
+
+# -- docx -------------------------------------------------------------------------------------
+
+
+def _load_docx(path: Path, data: bytes) -> str:
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise CorpusError(f"{path} is a legacy Word .doc file, not .docx; save it as .docx")
+    if not data.startswith(b"PK\x03\x04"):
+        raise CorpusError(f"{path} is not a .docx file (not a zip archive)")
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = [_docx_block(block) for block in document.iter_inner_content()]
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, SyntaxError) as exc:
+        # lxml's XMLSyntaxError is a SyntaxError subclass
+        raise CorpusError(f"{path} is a corrupt .docx ({exc})") from exc
+    return "\n".join(blocks)
+
+
+def _docx_block(block: Paragraph | Table) -> str:
+    from docx.table import Table
+
+    return "\n".join(_table_lines(block)) if isinstance(block, Table) else block.text
+
+
+def _table_lines(table: Table) -> list[str]:
+    """One line per row, each cell prefixed with its column header: ``姓名: 张三 | 年龄: 10``."""
+    rows = [_row_cells(row) for row in table.rows]
+    rows = [cells for cells in rows if any(cells)]
+    if len(rows) < 2:
+        return [" | ".join(cells) for cells in rows]
+    header, body = rows[0], rows[1:]
+    lines = []
+    for cells in body:
+        pairs = [f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=False) if c]
+        pairs += [c for c in cells[len(header):] if c]
+        lines.append(" | ".join(pairs))
+    return lines
+
+
+def _row_cells(row: _Row) -> list[str]:
+    # a merged cell is returned once per grid column it spans; keep it once
+    cells: list[str] = []
+    seen: set[int] = set()
+    for cell in row.cells:
+        if id(cell._tc) in seen:
+            continue
+        seen.add(id(cell._tc))
+        cells.append(" ".join(cell.text.split()))
+    return cells
+
+
+# -- pdf --------------------------------------------------------------------------------------
+
+# Lines starting like these begin a new paragraph even after a full-width line
+# (index.structure holds the authoritative patterns; this only guides re-wrapping).
+_MARKER = re.compile(
+    r"\s*(?:[一二三四五六七八九十百]{1,4}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|\d{1,3}(?:[.．](?!\d)|、)"
+    r"|第[一二三四五六七八九十百千零〇\d]{1,7}[章节条]|【[^】]{0,12}】|附件)"
+)
+_ENDS_PARAGRAPH = tuple("。！？；：:")
+_PAGE_NUMBER = re.compile(
+    r"\s*(?:[-—–－]\s*\d{1,4}\s*[-—–－]|\d{1,4}|第\s*\d{1,4}\s*页.{0,8}|\d{1,4}\s*/\s*\d{1,4})\s*"
+)
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_PDF_SPACES = (
+    (re.compile(f"(?<=[{_HAN}])[ \t]+(?=[{_HAN}0-9A-Za-z])"), ""),
+    (re.compile(f"(?<=[0-9A-Za-z%])[ \t]+(?=[{_HAN}])"), ""),
+    (re.compile(r"(?<=\d)[ \t]+(?=%)"), ""),
+)
+
+
+def _load_pdf(path: Path, data: bytes) -> str:
+    if b"%PDF" not in data[:1024]:
+        raise CorpusError(f"{path} is not a PDF (no %PDF header)")
+    text = _pdf_text(_pdf_pages(path, data))
+    if not text.strip():
+        raise CorpusError(f"{path} has no text layer (a scanned PDF?); run OCR on it first")
+    return text
+
+
+def _pdf_text(pages: list[str]) -> str:
+    """Join extracted pages into paragraphs and drop the spaces the text layer puts around digits."""
+    text = _reflow([line for page in pages for line in _strip_page_number(page.split("\n"))])
+    for pattern, replacement in _PDF_SPACES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _pdf_pages(path: Path, data: bytes) -> list[str]:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        # an owner-password-only PDF opens with the empty user password, as in any viewer
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise CorpusError(f"{path} is password-protected")
+        return [page.extract_text() or "" for page in reader.pages]
+    except CorpusError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        # pypdf reports damaged files through many exception types
+        raise CorpusError(f"{path} is a corrupt PDF ({exc})") from exc
+
+
+def _strip_page_number(lines: list[str]) -> list[str]:
+    """Drop a running page number printed as a page's first or last line."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    if lines and _PAGE_NUMBER.fullmatch(lines[-1]):
+        lines = lines[:-1]
+    if lines and _PAGE_NUMBER.fullmatch(lines[0]):
+        lines = lines[1:]
+    return lines
+
+
+def _reflow(lines: list[str]) -> str:
+    """Undo the PDF's hard wraps: a line that fills the text width continues on the next."""
+    lines = [line.rstrip() for line in lines]
+    full = _full_width(lines)
+    paragraphs: list[str] = []
+    previous = ""
+    for line in lines:
+        if paragraphs and previous and line.strip() and not _breaks(previous, line, full):
+            paragraphs[-1] = _glue(paragraphs[-1], line)
+        else:
+            paragraphs.append(line)
+        previous = line
+    return "\n".join(paragraphs)
+
+
+def _breaks(previous: str, line: str, full: int) -> bool:
+    if _width(previous) < full - 6:  # three CJK characters short of the margin: paragraph ended
+        return True
+    return previous.endswith(_ENDS_PARAGRAPH) and _MARKER.match(line) is not None
+
+
+def _full_width(lines: list[str]) -> int:
+    """The text width of wrapped lines: a high percentile, so one overlong line does not set it."""
+    widths = sorted(_width(line) for line in lines if line.strip())
+    return max(widths[int(0.9 * (len(widths) - 1))], 40) if widths else 40
+
+
+def _width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+
+
+def _glue(head: str, tail: str) -> str:
+    tail = tail.lstrip()
+    if head[-1:].isascii() and head[-1:].isalnum() and tail[:1].isascii() and tail[:1].isalpha():
+        return f"{head} {tail}"  # an English word wrapped at a space
+    return head + tail
+
+
+# -- all formats --------------------------------------------------------------------------------
+
+_ARTIFACTS = re.compile(r"\[bookmark: [^\]\n]{0,80}\]|<!--[^\n]{0,200}?-->")
+_INVISIBLE = {0xFEFF: None, 0x200B: None, 0x00A0: " ", 0x0B: "\n", 0x0C: "\n", 0x2028: "\n", 0x2029: "\n"}
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
+    text = _ARTIFACTS.sub("", text)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+_LOADERS: dict[str, Callable[[Path, bytes], str]] = {
+    "txt": _load_plain,
+    "md": _load_plain,
+    "docx": _load_docx,
+    "pdf": _load_pdf,
+}

@@ -1,0 +1,448 @@
+"""Parse the text of a policy document or law into a :class:`~index.domain.Document`.
+
+Two layouts are recognised. Work plans: sections ``一、``, sub-sections ``（一）``
+and numbered items ``1.`` / ``1、`` / ``（1）`` / ``【重点任务1】``. Laws: chapters
+``第X章`` (with optional ``第X节``) and articles ``第X条`` as items; in a law every
+other marker (``（一）``, ``1.``) is body text of its article. Markdown heading marks
+around markers are ignored, and a table of contents (dotted leaders and page
+numbers) is skipped.
+
+A marker only counts where it begins a line and continues its numbering by
+exactly one (or restarts at 1 in a new scope), so numbers inside a body and
+cross-references ("依照本法第十二条规定") never open an item. Every offset indexes
+``Document.text``: ``text[s.start:s.end] == s.text`` holds for every sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from index.domain import Document, Section, Sentence, WorkItem
+from index.loader import load_text
+
+_CN = "零〇一二两三四五六七八九十百千"
+_NUM = rf"\d{{1,4}}|[{_CN}]{{1,8}}"
+_PLAN_SECTION = re.compile(r"([一二三四五六七八九十百]{1,4})、")
+_PLAN_SUB = re.compile(r"[（(]([一二三四五六七八九十]{1,4})[）)]")
+_CHAPTER = re.compile(rf"第({_NUM})章")
+_LAW_SUB = re.compile(rf"第({_NUM})节")
+_ARTICLE = re.compile(rf"第({_NUM})条(?!之)")
+_ITEMS = (  # (family, pattern): the item numbering styles of work plans
+    ("dot", re.compile(r"(\d{1,3})(?:[.．](?!\d)|、)")),
+    ("paren", re.compile(r"[（(](\d{1,3})[）)]")),
+    ("bracket", re.compile(r"【([^】\d\s]{1,12})(\d{1,3})】")),
+)
+_APPENDIX = re.compile(r"附件\s*(\d{1,2}|[一二三四五六七八九十]{1,3})?\s*(?:[：:]\s*([^。；]{0,60}))?")
+# the lookbehinds start a try only at the head of a run of leaders: no quadratic rescans
+_TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<!－)－{4,}+|(?<!_)_{6,}+)"
+                         r"\s*+\d{1,4}(?!\d)")
+_TOC_HEADING = re.compile(r"目\s*录")
+_MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
+_BOOK_TITLE = re.compile(r"《([^《》\n]{2,80})》")
+_DATE_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
+                        r"|[-./]\d{1,2}[-./]\d{1,2})")
+_ANY_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_TERMINALS = frozenset("。！？；")
+_ASCII_TERMINALS = frozenset("!?;")
+# opener -> the closers that match it (writers mix full-width and ASCII parentheses)
+_PAIRS = {"（": "）)", "(": ")）", "“": "”", "‘": "’", "《": "》", "「": "」", "『": "』", "【": "】",
+          "〔": "〕"}
+_CLOSERS = frozenset("".join(_PAIRS.values()))
+_NEXT_LINE = re.compile(r"\s*([^\n]{1,60})(?:\n|$)")
+_TITLE_CUT = 24
+
+
+# -- public API -------------------------------------------------------------------------------
+
+
+def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
+    """Load ``path`` with :func:`index.loader.load_text` and parse it; ``doc_id`` defaults to a slug."""
+    path = Path(path)
+    loaded = load_text(path)
+    return parse_document(loaded.text, doc_id=doc_id or _slug(path.stem), source=loaded.source,
+                          format=loaded.format)
+
+
+def parse_document(text: str, *, doc_id: str, source: str = "", format: str = "txt") -> Document:
+    """Parse normalised ``text``; text with no recognisable structure gives zero sections."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = _lines(text)
+    markers = _markers(lines)
+    body_start = lines[markers[0].line].start if markers else len(text)
+    head = [ln for ln in lines if ln.start < body_start and ln.body and not ln.toc]
+    title = _title(head) or doc_id
+    return Document(
+        doc_id=doc_id,
+        title=title,
+        year=_year(title, head),
+        text=text,
+        preamble=tuple(s for ln in head for s in split_sentences(ln.body, ln.start)),
+        sections=_assemble(text, lines, markers),
+        source=source,
+        format=format,
+    )
+
+
+def split_sentences(text: str, base: int = 0) -> tuple[Sentence, ...]:
+    """Split after 。！？；!?; and at line breaks, never inside （…）, (…), “…” and the like.
+
+    Offsets are ``base`` plus the position in ``text``; surrounding whitespace is stripped.
+    """
+    sentences: list[Sentence] = []
+    pos = 0
+    for line in text.split("\n"):
+        start = 0
+        for end in _sentence_ends(line):
+            _emit(sentences, line, start, end, base + pos)
+            start = end
+        _emit(sentences, line, start, len(line), base + pos)
+        pos += len(line) + 1
+    return tuple(sentences)
+
+
+# -- lines and markers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    start: int  # offset of the content, after indentation and Markdown '#' marks
+    end: int  # offset just past the content
+    body: str
+    toc: bool
+    heading: int  # Markdown heading level, 0 for none
+
+
+@dataclass(frozen=True)
+class _Marker:
+    kind: str  # "section" | "sub" | "item" | "appendix"
+    number: int
+    numeral: str  # the number as written: "三", "12", "附件1"
+    label: str  # "三、", "第十二条", "（二）", "12.", "【重点任务3】"
+    family: str  # numbering style, for items: "dot", "paren", "bracket:重点任务", "article"
+    line: int
+    rest: int  # offset of the text after the label
+
+
+def _lines(text: str) -> list[_Line]:
+    lines, pos = [], 0
+    for raw in text.split("\n"):
+        prefix = _MD_PREFIX.match(raw).end()  # type: ignore[union-attr]
+        body = raw[prefix:].rstrip()
+        toc = bool(_TOC_LEADER.search(body) or _TOC_HEADING.fullmatch(body))
+        lines.append(_Line(pos + prefix, pos + prefix + len(body), body, toc, raw[:prefix].count("#")))
+        pos += len(raw) + 1
+    return lines
+
+
+def _markers(lines: list[_Line]) -> list[_Marker]:
+    # a law numbers its articles 第一条, 第二条 … at line starts
+    articles = [_cn_int(m.group(1)) for ln in lines if (m := _ARTICLE.match(ln.body))]
+    law = any(b == a + 1 for a, b in zip(articles, articles[1:], strict=False))
+    found = _Walker(law, require_section=True).run(lines)
+    if not any(m.kind == "section" for m in found):  # items without sections: one unnamed section
+        found = _Walker(law, require_section=False).run(lines)
+    return found
+
+
+@dataclass
+class _Walker:
+    """Accepts markers in document order only where their numbering continues."""
+
+    law: bool
+    require_section: bool
+    section: int | None = None
+    sub: int | None = None
+    family: str | None = None  # the item style of the current scope
+    scope_items: int = 0
+    last: dict[str, int] = field(default_factory=dict)  # last item number per style
+    found: list[_Marker] = field(default_factory=list)
+
+    def run(self, lines: list[_Line]) -> list[_Marker]:
+        for index, line in enumerate(lines):
+            marker = None if line.toc else self._candidate(index, line)
+            if marker is not None and self._accept(marker):
+                self.found.append(marker)
+        return self.found
+
+    def _candidate(self, index: int, line: _Line) -> _Marker | None:
+        if self.law:
+            return (_match("section", _CHAPTER, line, index) or _match("sub", _LAW_SUB, line, index)
+                    or _match("item", _ARTICLE, line, index, "article"))
+        found = _match("section", _PLAN_SECTION, line, index) or _match("sub", _PLAN_SUB, line, index)
+        for family, pattern in _ITEMS:
+            found = found or _match("item", pattern, line, index, family)
+        return found or (_appendix(line, index) if self.section is not None else None)
+
+    def _accept(self, m: _Marker) -> bool:
+        if m.kind == "section" and m.number != (self.section or 0) + 1:
+            return False
+        if m.kind in ("section", "appendix"):
+            self.section, self.sub = (self.section or 0) + (m.kind == "section"), None
+        elif self.section is None and self.require_section:
+            return False
+        elif m.kind == "sub":
+            if m.number != (self.sub or 0) + 1:
+                return False
+            self.sub = m.number
+        else:
+            return self._accept_item(m)
+        self.family, self.scope_items = None, 0  # a new scope for items
+        return True
+
+    def _accept_item(self, m: _Marker) -> bool:
+        if self.family not in (None, m.family):
+            return False  # a second numbering style inside a scope is a list within an item's body
+        follows = m.number == self.last.get(m.family, 0) + 1
+        first_article = m.family == "article" and m.family not in self.last  # a law excerpt
+        if not (follows or first_article or (self.scope_items == 0 and m.number == 1)):
+            return False
+        self.family, self.scope_items, self.last[m.family] = m.family, self.scope_items + 1, m.number
+        return True
+
+
+def _match(kind: str, pattern: re.Pattern[str], line: _Line, index: int, family: str = "") -> _Marker | None:
+    m = pattern.match(line.body)
+    if m is None:
+        return None
+    numeral = m.group(m.lastindex or 1)
+    if family == "bracket":
+        family = f"bracket:{m.group(1)}"
+    return _Marker(kind, _cn_int(numeral), numeral, m.group(0), family, index, _skip_space(line, m.end()))
+
+
+def _appendix(line: _Line, index: int) -> _Marker | None:
+    m = _APPENDIX.fullmatch(line.body)
+    if m is None:
+        return None
+    label = line.body[: m.start(2)].rstrip() if m.group(2) else line.body
+    number = _cn_int(m.group(1)) if m.group(1) else 1
+    numeral = f"附件{m.group(1) or ''}"
+    return _Marker("appendix", number, numeral, label, "", index, _skip_space(line, len(label)))
+
+
+def _skip_space(line: _Line, offset: int) -> int:
+    rest = line.body[offset:]
+    return line.start + offset + len(rest) - len(rest.lstrip())
+
+
+def _cn_int(numeral: str) -> int:
+    """Value of an arabic or Chinese numeral: 十二 → 12, 一百零一 → 101."""
+    if numeral.isdigit():
+        return int(numeral)
+    digits = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
+    total, digit = 0, 0
+    for ch in numeral:
+        if ch in digits:
+            digit = digits[ch]
+        else:
+            total += (digit or 1) * {"十": 10, "百": 100, "千": 1000}[ch]
+            digit = 0
+    return total + digit
+
+
+# -- assembling sections and items ------------------------------------------------------------
+
+
+class _Builder:
+    """Collects sections and their items as accepted markers arrive in document order."""
+
+    def __init__(self, text: str, lines: list[_Line]) -> None:
+        self.text, self.lines = text, lines
+        self.heads: list[tuple[_Marker | None, str, str]] = []  # marker, title, label
+        self.drafts: list[tuple[int, WorkItem, tuple[str, str, str]]] = []  # section index, item, path
+        self.subsection = self.sub_label = ""
+
+    def add(self, m: _Marker, end: int) -> None:
+        if m.kind in ("section", "appendix") or not self.heads:
+            self._open_section(m if m.kind in ("section", "appendix") else None)
+        if m.kind == "sub":
+            self.subsection = self.text[self.lines[m.line].start:self._title(m)[1]].rstrip("。")
+            self.sub_label = m.label
+        if m.kind == "item":
+            title = _item_title(self.text[m.rest:end], law=m.family == "article")
+            self._add(_work_item(self.text, m, end, title, self.subsection), _key(m))
+        elif not m.label.startswith("第"):
+            # a plan's section or sub-section text before its first item becomes an item of its
+            # own so it stays searchable; a law's text lives in its articles only
+            title, title_end = self._title(m)
+            if end > title_end:
+                self._add(_work_item(self.text, m, end, title, self.subsection), "")
+
+    def sections(self) -> tuple[Section, ...]:
+        items = _with_locators([(item, path) for _, item, path in self.drafts])
+        sections = []
+        for index, (head, title, label) in enumerate(self.heads):
+            mine = tuple(item for (at, _, _), item in zip(self.drafts, items, strict=True) if at == index)
+            sections.append(Section(number=head.numeral if head else "", title=title, items=mine, label=label))
+        return tuple(sections)
+
+    def _title(self, m: _Marker) -> tuple[str, int]:
+        return _heading_title(self.text, m.rest, self.lines[m.line].end)
+
+    def _open_section(self, head: _Marker | None) -> None:
+        if head is None:
+            self.heads.append((None, "", ""))
+        else:  # the label keeps the space written after it, so Section.heading is verbatim
+            self.heads.append((head, self._title(head)[0], self.text[self.lines[head.line].start:head.rest]))
+        self.subsection = self.sub_label = ""
+
+    def _add(self, item: WorkItem, key: str) -> None:
+        head = self.heads[-1][0]
+        self.drafts.append((len(self.heads) - 1, item, (head.numeral if head else "", self.sub_label, key)))
+
+
+def _assemble(text: str, lines: list[_Line], markers: list[_Marker]) -> tuple[Section, ...]:
+    builder = _Builder(text, lines)
+    for i, m in enumerate(markers):
+        stop = markers[i + 1].line if i + 1 < len(markers) else len(lines)
+        builder.add(m, _block_end(lines, m.line, stop))
+    return builder.sections()
+
+
+def _work_item(text: str, m: _Marker, end: int, title: str, subsection: str) -> WorkItem:
+    start = m.rest
+    while start < end and text[start].isspace():  # a label alone on its line: the body starts below
+        start += 1
+    end = max(start, end)
+    return WorkItem(number=m.number, title=title, label=m.label, locator="", text=text[start:end],
+                    sentences=split_sentences(text[start:end], start), start=start, end=end,
+                    subsection=subsection)
+
+
+def _key(m: _Marker) -> str:
+    """An item's last locator step: ``3`` for ``3.`` and ``第三条``, ``（3）``, ``重点任务3``."""
+    if m.family.startswith("bracket"):
+        return m.label.strip("【】")
+    return m.label if m.family == "paren" else str(m.number)
+
+
+def _with_locators(drafts: list[tuple[WorkItem, tuple[str, str, str]]]) -> list[WorkItem]:
+    """Plain numbers when they are unique in the document, else paths like ``二/（二）/3``."""
+    numbers = [item.number for item, _ in drafts]
+    plain = all(path[2] for _, path in drafts) and len(set(numbers)) == len(numbers)
+    seen: dict[str, int] = {}
+    items = []
+    for item, path in drafts:
+        locator = str(item.number) if plain else "/".join(p for p in path if p)
+        seen[locator] = seen.get(locator, 0) + 1
+        if seen[locator] > 1:  # a document that repeats a whole numbering; keep locators unique
+            locator = f"{locator}#{seen[locator]}"
+        items.append(replace(item, locator=locator))
+    return items
+
+
+def _block_end(lines: list[_Line], first: int, stop: int) -> int:
+    """Offset just past the last non-blank content line in ``lines[first:stop]``."""
+    for line in reversed(lines[first:stop]):
+        if line.body and not line.toc:
+            return line.end
+    return lines[first].end
+
+
+def _heading_title(text: str, rest: int, line_end: int) -> tuple[str, int]:
+    """A heading's title (up to its first 。) and the offset where the title sentence ends.
+
+    A bare label (``附件1`` alone on its line) takes the next non-blank line as its title.
+    """
+    head = text[rest:line_end]
+    if not head.strip():
+        nxt = _NEXT_LINE.match(text, line_end)
+        if nxt is None or nxt.group(1).rstrip().endswith(tuple(_TERMINALS)):
+            return "", line_end
+        return nxt.group(1).strip(), nxt.end(1)
+    stop = head.find("。")
+    if stop < 0:
+        return head.strip().rstrip("：:"), line_end
+    return head[:stop].strip(), rest + stop + 1
+
+
+def _item_title(body: str, *, law: bool) -> str:
+    """``办好普惠优质学前教育`` for a plan item; a law article's first sentence, cut to ~24 chars."""
+    first_line = body.split("\n", 1)[0].strip()
+    stop = first_line.find("。")
+    if not law and 0 < stop <= 40:
+        return first_line[:stop]
+    sentences = split_sentences(first_line)
+    head = sentences[0].text.rstrip("。！？；!?;：:，,") if sentences else ""
+    return head if len(head) <= _TITLE_CUT else head[:_TITLE_CUT] + "…"
+
+
+# -- title and year --------------------------------------------------------------------------
+
+
+def _title(head: list[_Line]) -> str:
+    """A Markdown ``# heading``, else 《…》 in the first three lines, else the first short line.
+
+    The heading goes first because a law's header lines cite other documents in 《…》.
+    """
+    first = head[:8]
+    candidates = ([ln for ln in first if ln.heading == 1] or [ln for ln in first[:3] if "《" in ln.body]
+                  or [ln for ln in first if len(ln.body) <= 40 and not ln.body.endswith(tuple(_TERMINALS))])
+    if not candidates:
+        return ""
+    m = _BOOK_TITLE.search(candidates[0].body)
+    return (m.group(1) if m else candidates[0].body).strip()
+
+
+def _year(title: str, head: list[_Line]) -> int | None:
+    """The year in the title, else the latest dated line of the header (a law's last amendment)."""
+    if m := _ANY_YEAR.search(title):
+        return int(m.group(1))
+    lines = [line.body for line in head[:12]]
+    dated = [int(m.group(1)) for body in lines for m in _DATE_YEAR.finditer(body)]
+    years = [int(m.group(1)) for body in lines for m in _ANY_YEAR.finditer(body)]
+    return max(dated) if dated else (years[0] if years else None)
+
+
+# -- sentences ---------------------------------------------------------------------------------
+
+
+def _sentence_ends(line: str) -> list[int]:
+    """Offsets just after each sentence end in ``line`` that lies outside brackets and quotes."""
+    depth = _bracket_depth(line)
+    ends, i = [], 0
+    while i < len(line):
+        ch = line[i]
+        ascii_end = ch in _ASCII_TERMINALS and (i + 1 == len(line) or not line[i + 1].isascii()
+                                                or line[i + 1].isspace())
+        if depth[i] == 0 and (ch in _TERMINALS or ascii_end):
+            i += 1
+            while i < len(line) and (line[i] in _TERMINALS or line[i] in _CLOSERS):
+                i += 1  # keep "？！" and a stray closing quote with the sentence
+            ends.append(i)
+            continue
+        i += 1
+    return ends
+
+
+def _bracket_depth(line: str) -> list[int]:
+    """Per character, how many matched bracket or quote pairs enclose it (unmatched ones are ignored)."""
+    delta = [0] * (len(line) + 1)
+    stack: list[tuple[str, int]] = []
+    for i, ch in enumerate(line):
+        if stack and ch in _PAIRS.get(stack[-1][0], '"'):
+            _, opened = stack.pop()
+            delta[opened + 1] += 1
+            delta[i] -= 1
+        elif ch in _PAIRS or ch == '"':
+            stack.append((ch, i))
+    depth, running = [], 0
+    for i in range(len(line)):
+        running += delta[i]
+        depth.append(running)
+    return depth
+
+
+def _emit(out: list[Sentence], line: str, start: int, end: int, base: int) -> None:
+    chunk = line[start:end]
+    stripped = chunk.strip()
+    if stripped:
+        lead = len(chunk) - len(chunk.lstrip())
+        out.append(Sentence(stripped, base + start + lead, base + start + lead + len(stripped)))
+
+
+def _slug(stem: str) -> str:
+    slug = re.sub(r"\W+", "-", stem.lower()).strip("-")
+    return slug or "document"

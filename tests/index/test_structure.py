@@ -1,0 +1,246 @@
+"""Tests of index.structure on the real corpus and on small synthetic texts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from index.domain import Document
+from index.structure import parse_document, parse_file, split_sentences
+
+CORPUS = Path("/work/shared/corpus")
+HENGYANG_FORMATS = [CORPUS / "hengyang-2020-work-plan.txt", CORPUS / "formats/hengyang-2020-work-plan.docx",
+                    CORPUS / "formats/hengyang-2020-work-plan.pdf"]
+SHAOXING = CORPUS / "shaoxing-14th-five-year-plan-2021.txt"
+LAWS = [  # file, title, year (latest amendment), chapters, articles
+    ("yiwujiaoyufa-2018.md", "中华人民共和国义务教育法", 2018, 8, 63),
+    ("jiaoshifa.md", "中华人民共和国教师法", 2009, 9, 43),
+    ("xueqianjiaoyufa-2024.txt", "中华人民共和国学前教育法", 2024, 9, 85),
+]
+LAW_IDS = [row[0] for row in LAWS]
+ALL_FILES = [*HENGYANG_FORMATS, SHAOXING, *(CORPUS / law[0] for law in LAWS)]
+CN = "一二三四五六七八九十"
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not mounted")
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict[str, Document]:
+    return {f"{p.name}": parse_file(p) for p in ALL_FILES}
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+# -- the seed document in three formats ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", HENGYANG_FORMATS, ids=lambda p: p.suffix)
+def test_hengyang_structure(parsed: dict[str, Document], path: Path) -> None:
+    doc = parsed[path.name]
+    assert doc.doc_id == "hengyang-2020-work-plan"
+    assert doc.format == path.suffix[1:]
+    assert (doc.title, doc.year) == ("衡阳市教育局2020年工作要点", 2020)
+    assert [s.label for s in doc.sections] == [f"{n}、" for n in CN[:8]]
+    assert doc.sections[4].heading == "五、深化教学改革，促进基础教育高质量发展"
+    assert [i.number for i in doc.items] == list(range(1, 28))
+    assert [i.locator for i in doc.items] == [str(n) for n in range(1, 28)]
+    assert [len(s.items) for s in doc.sections] == [2, 3, 3, 3, 5, 3, 2, 6]
+    items = {i.number: i for i in doc.items}
+    assert items[12].title == "办好普惠优质学前教育"
+    assert items[12].label == "12."
+    assert items[12].text.startswith("办好普惠优质学前教育。继续落实")
+    assert "新改扩建公办中小学30所" in items[3].text
+    assert items[3].sentences[1].text == "新改扩建公办中小学30所，新增义务教育学位2.5万个以上；"
+    assert items[3].sentences[4].text.endswith("普惠性幼儿园在园幼儿比例分别达50%、80%以上。")
+    assert doc.preamble[0].text == "关于印发《衡阳市教育局2020年工作要点》的通知"
+
+
+def test_hengyang_formats_agree(parsed: dict[str, Document]) -> None:
+    txt, *others = (parsed[p.name] for p in HENGYANG_FORMATS)
+    for doc in others:
+        assert [s.heading for s in doc.sections] == [s.heading for s in txt.sections]
+        assert [(i.locator, i.title) for i in doc.items] == [(i.locator, i.title) for i in txt.items]
+        assert [_squash(i.text) for i in doc.items] == [_squash(i.text) for i in txt.items]
+        assert [[s.text for s in i.sentences] for i in doc.items] == [[s.text for s in i.sentences]
+                                                                      for i in txt.items]
+        assert [s.text for s in doc.preamble] == [s.text for s in txt.preamble]
+
+
+# -- laws -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "title", "year", "chapters", "articles"), LAWS, ids=LAW_IDS)
+def test_law_chapters_and_articles(parsed: dict[str, Document], name: str, title: str, year: int,
+                                   chapters: int, articles: int) -> None:
+    doc = parsed[name]
+    assert (doc.title, doc.year) == (title, year)
+    assert [s.label.strip() for s in doc.sections] == [f"第{n}章" for n in CN[:chapters]]
+    assert doc.sections[0].title.replace(" ", "") == "总则"
+    assert doc.sections[0].heading in doc.text  # as the document writes it
+    assert [i.number for i in doc.items] == list(range(1, articles + 1))
+    assert [i.locator for i in doc.items] == [str(n) for n in range(1, articles + 1)]
+    assert doc.items[11].label == "第十二条"
+    assert all(i.title and len(i.title) <= 25 for i in doc.items)
+
+
+def test_law_lists_and_cross_references_stay_in_their_article(parsed: dict[str, Document]) -> None:
+    doc = parsed["yiwujiaoyufa-2018.md"]
+    article = doc.items[56]
+    assert article.label == "第五十七条"
+    listed = "（一）拒绝接收具有接受普通教育能力的残疾适龄儿童、少年随班就读的；"
+    assert listed in [s.text for s in article.sentences]
+    assert "违反本法第六章的规定" in doc.items[50].text
+    assert doc.items[1].title == "国家实行九年义务教育制度"
+    assert doc.items[0].title.endswith("…")
+    teacher = parsed["jiaoshifa.md"].items[6]
+    assert teacher.title == "教师享有下列权利" and teacher.text.count("（") == 6
+
+
+# -- a plan with a table of contents and restarting numbers -----------------------------------------
+
+
+def test_shaoxing_skips_its_table_of_contents(parsed: dict[str, Document]) -> None:
+    doc = parsed[SHAOXING.name]
+    assert doc.year == 2021
+    assert doc.title.startswith("绍兴市教育事业")
+    numbers = [s.number for s in doc.sections]
+    assert numbers == [*CN, "附件1", "附件2"]
+    assert len(set(numbers)) == len(numbers)
+    first = doc.sections[0].items[0]
+    assert first.text.startswith("现实基础和发展形势\n“十三五”时期")
+    assert not any("……" in i.text for i in doc.items)
+    assert not any("……" in s.text for s in doc.preamble)
+
+
+def test_shaoxing_locators_are_unique_paths(parsed: dict[str, Document]) -> None:
+    doc = parsed[SHAOXING.name]
+    locators = [i.locator for i in doc.items]
+    assert len(set(locators)) == len(locators)
+    expected = {"二/（二）/1", "二/（二）/5", "三/重点任务1", "十/（二）/重点任务25", "十/（一）", "一"}
+    assert expected <= set(locators)
+    principles = [i for i in doc.items if i.subsection == "（二）基本原则"]
+    assert [(i.number, i.title) for i in principles][0] == (1, "坚持党的领导")
+    tasks = [i for i in doc.items if i.label.startswith("【重点任务")]
+    assert [i.number for i in tasks] == list(range(1, 41))
+    assert tasks[27].title == "重大项目:改扩建154个学校项目"
+
+
+# -- invariants over every document ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_offsets_index_document_text(parsed: dict[str, Document], path: Path) -> None:
+    doc = parsed[path.name]
+    sentences = [*doc.preamble, *(s for i in doc.items for s in i.sentences)]
+    assert sentences
+    for s in sentences:
+        assert doc.text[s.start:s.end] == s.text
+        assert s.text == s.text.strip() and s.text
+    for item in doc.items:
+        assert doc.text[item.start:item.end] == item.text
+        assert all(item.start <= s.start and s.end <= item.end for s in item.sentences)
+    starts = [s.start for s in sentences]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+
+
+# -- synthetic documents ------------------------------------------------------------------------
+
+
+def test_numbers_must_be_sequential_to_open_items() -> None:
+    text = ("一、任务\n1.第一项。内容。\n3.不是新条目。\n（1）子项一；\n（2）子项二。\n"
+            "2.第二项。内容。\n二、其他\n3.第三项。\n2020年工作。")
+    doc = parse_document(text, doc_id="t")
+    assert [(i.locator, i.title) for i in doc.items] == [("1", "第一项"), ("2", "第二项"), ("3", "第三项")]
+    assert "3.不是新条目。\n（1）子项一；" in doc.items[0].text
+    assert doc.items[2].text == "第三项。\n2020年工作。"
+
+
+def test_numbering_that_restarts_gets_path_locators() -> None:
+    text = "一、甲\n（一）子甲\n1.一项。\n2.二项。\n（二）子乙\n1.三项。\n二、乙\n1.四项。"
+    doc = parse_document(text, doc_id="t")
+    assert [i.locator for i in doc.items] == ["一/（一）/1", "一/（一）/2", "一/（二）/1", "二/1"]
+    assert [i.subsection for i in doc.items] == ["（一）子甲", "（一）子甲", "（二）子乙", ""]
+
+
+def test_markdown_law_with_sections_and_cross_references() -> None:
+    text = ("# 某某法\n\n2020年1月1日 通过\n\n## 第一章　总则\n\n### 第一节　一般规定\n\n"
+            "第一条　为了测试，制定本法。\n\n第二条 依照本法\n第一条规定的，适用本法。\n\n"
+            "（一）第一种情形；\n\n## 第二章　附则\n\n第三条 本法自公布之日起施行。")
+    doc = parse_document(text, doc_id="law", format="md")
+    assert (doc.title, doc.year) == ("某某法", 2020)
+    assert [s.heading for s in doc.sections] == ["第一章　总则", "第二章　附则"]
+    assert [(s.number, s.title) for s in doc.sections] == [("一", "总则"), ("二", "附则")]
+    assert [i.label for i in doc.items] == ["第一条", "第二条", "第三条"]
+    assert doc.items[0].subsection == "第一节　一般规定"
+    assert doc.items[1].text == "依照本法\n第一条规定的，适用本法。\n\n（一）第一种情形；"
+
+
+def test_items_without_sections_get_one_unnamed_section() -> None:
+    doc = parse_document("通知\n1.做好甲。\n2.做好乙。", doc_id="t")
+    assert len(doc.sections) == 1 and doc.sections[0].heading == ""
+    assert [i.title for i in doc.items] == ["做好甲", "做好乙"]
+    assert [s.text for s in doc.preamble] == ["通知"]
+
+
+@pytest.mark.parametrize(("text", "title", "year"), [
+    ("关于印发《某市2021年工作要点》的通知\n正文。", "某市2021年工作要点", 2021),
+    ("# 标题文件\n\n《另一个文件》提到。", "标题文件", None),
+    ("中华人民共和国某法\n\n1999年4月1日 通过\n2012年3月2日 修正\n", "中华人民共和国某法", 2012),
+    ("这是一段很长的没有结构的正文，讲了很多事情，但是没有任何标题和编号，也没有句号结尾的短行", "t", None),
+])
+def test_title_and_year(text: str, title: str, year: int | None) -> None:
+    doc = parse_document(text, doc_id="t")
+    assert (doc.title, doc.year) == (title, year)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n", "没有结构的文字。第二句。", "1\n2\n3", "（" * 500,
+                                  "2.5\n30%\n二、"])
+def test_unstructured_text_gives_no_sections(text: str) -> None:
+    doc = parse_document(text, doc_id="t")
+    assert doc.sections == ()
+    assert "".join(s.text for s in doc.preamble) == "".join(text.split())
+
+
+def test_pathological_input_is_fast() -> None:
+    text = "\n".join(["…" * 50_000, "（" * 50_000 + "。", "1." * 20_000, "第" * 30_000 + "条", "。" * 50_000])
+    began = time.perf_counter()
+    parse_document(text, doc_id="t")
+    assert time.perf_counter() - began < 3
+
+
+# -- sentences ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("新增学位2.5万个以上；比例达50%、80%以上。", ["新增学位2.5万个以上；", "比例达50%、80%以上。"]),
+    ("落实《规划（2018～2020年）》。下一句", ["落实《规划（2018～2020年）》。", "下一句"]),
+    ("提出（试行。暂定）要求。他说“好。再见。”然后走了。",
+     ["提出（试行。暂定）要求。", "他说“好。再见。”然后走了。"]),
+    ("真的吗？！是的!  Next one? yes", ["真的吗？！", "是的!", "Next one?", "yes"]),
+    ("见 http://x.cn/?a=1;b=2 网址。", ["见 http://x.cn/?a=1;b=2 网址。"]),
+    ("  第一行\n\n   第二行。  \n", ["第一行", "第二行。"]),
+    ("不成对的（括号。照样断句。", ["不成对的（括号。", "照样断句。"]),
+])
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    sentences = split_sentences(text, base=100)
+    assert [s.text for s in sentences] == expected
+    assert all(text[s.start - 100:s.end - 100] == s.text for s in sentences)
+
+
+def test_split_sentences_of_empty_text() -> None:
+    assert split_sentences("") == ()
+    assert split_sentences(" \n \u3000") == ()
+
+
+def test_law_without_chapters_and_explicit_doc_id(tmp_path: Path) -> None:
+    path = tmp_path / "短法.txt"
+    path.write_text("某条例\n第一条 为了测试。\n第二条 依照第一条执行。\n第三条 自公布之日起施行。", encoding="utf-8")
+    assert parse_file(path).doc_id == "短法"
+    doc = parse_file(path, doc_id="rules")
+    assert doc.doc_id == "rules" and doc.title == "某条例"
+    assert [s.heading for s in doc.sections] == [""]
+    assert [(i.locator, i.label) for i in doc.items] == [("1", "第一条"), ("2", "第二条"), ("3", "第三条")]
