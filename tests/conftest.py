@@ -13,12 +13,19 @@ SEED = CORPUS / "hengyang-2020-work-plan.txt"
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
+def embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the session: each test still builds its own index, but the
+    real model embeds each sentence once rather than once per test."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, embedding_cache) -> Path:
     """A data dir holding a real index of corpus/, built once with the default (offline) embedder."""
     from index.store import build_index
 
     path = tmp_path_factory.mktemp("policybot-data")
-    build_index([CORPUS], path)
+    build_index([CORPUS], path, cache_dir=embedding_cache)
     return path
 
 

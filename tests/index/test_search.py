@@ -1,0 +1,77 @@
+"""Hybrid search over the real seed index: what a parent or teacher would notice."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SEED
+
+TEXT = SEED.read_text(encoding="utf-8")
+
+
+def test_kindergarten_question_finds_items_12_and_3(searcher):
+    result = searcher.search("今年幼儿园有啥目标？", k=3)
+    assert not result.abstained
+    assert {h.item_number for h in result.hits[:2]} == {12, 3}
+    top = result.hits[0]
+    assert top.doc_title == "衡阳市教育局2020年工作要点"
+    assert top.section.startswith(("五、", "二、"))
+
+
+@pytest.mark.parametrize(
+    ("question", "item"),
+    [
+        ("班里人太多了谁管？", 3),
+        ("师德考核结果用在哪？", 9),
+        ("补习班还让开吗", 21),
+        ("残疾孩子能上学吗", 15),
+        ("How many new primary and secondary schools will be built?", 3),
+        ("幼兒園", 12),  # traditional characters
+    ],
+)
+def test_colloquial_questions_reach_the_right_item(searcher, question, item):
+    assert item in [h.item_number for h in searcher.search(question, k=3).hits]
+
+
+def test_sentences_are_quoted_verbatim(searcher):
+    for question in ("今年新建几所中小学", "老师工资有保障吗", "校园安全抓哪些", "da ban e"):
+        for hit in searcher.search(question, k=3).hits:
+            assert hit.sentences
+            assert all(sentence in TEXT for sentence in hit.sentences)
+
+
+def test_numbers_stay_exact(searcher):
+    hit = searcher.search("今年要新建几所中小学？", k=1).hits[0]
+    assert any("新改扩建公办中小学30所" in s for s in hit.sentences)
+
+
+@pytest.mark.parametrize("question", ["校服一套多少钱", "明天天气怎么样", "市教育局办公地址在哪里"])
+def test_unanswerable_questions_abstain_with_suggestions(searcher, question):
+    result = searcher.search(question, k=3)
+    assert result.abstained
+    assert result.confidence < 0.5
+    assert len(result.hits) == 3  # nearest items, for suggestions
+
+
+@pytest.mark.parametrize("question", ["", "   ", "？？！", "的了吗"])
+def test_empty_question_is_a_normal_abstention(searcher, question):
+    result = searcher.search(question)
+    assert result.abstained
+    assert result.hits == () or result.confidence < 0.5
+
+
+def test_confidence_is_calibrated_between_zero_and_one(searcher):
+    good = searcher.search("芙蓉学校项目建设")
+    bad = searcher.search("火星上有没有幼儿园")
+    assert 0.0 <= bad.confidence < good.confidence <= 1.0
+
+
+def test_find_item_by_locator(searcher):
+    doc, item = searcher.find_item("12")
+    assert item.title == "办好普惠优质学前教育"
+    assert searcher.find_item("99") is None
+
+
+def test_very_long_question_does_not_crash(searcher):
+    result = searcher.search("幼儿园" * 5000, k=3)
+    assert result.hits
