@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -219,7 +220,8 @@ def _outcome(dialog, question: str):
     from bot.domain import Question
     from index.evaluate import Outcome
 
-    answer = dialog.respond(Question(channel="eval", user_id="eval", text=question))
+    # A fresh user per question: no question may be read as a follow-up to the one before.
+    answer = dialog.respond(Question(channel="eval", user_id=f"eval-{uuid.uuid4().hex}", text=question))
     items = tuple(hit.item_number for hit in answer.hits)
     return Outcome(items=items, abstained=answer.abstained, text=answer.text)
 

@@ -1,0 +1,405 @@
+"""Turn search results and work items into reply text that fits a channel.
+
+Every reply kind (answer, abstain, item, toc, help, …) has a template registered in
+:data:`TEMPLATES`; :func:`render` looks the kind up with an explicit fallback.
+Templates only quote: sentences and item texts are copied verbatim from the index,
+the frame around them is fixed text. :func:`fit` keeps a reply within a
+:class:`~bot.domain.Limit` by dropping whole blocks, then whole sentences, and never
+cuts a character. :func:`answer_json` is the ``ask --json`` / ``POST /api/ask`` shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from bot.domain import UNLIMITED, Answer, Citation, Limit
+from index.domain import Document, Hit, WorkItem
+from index.search import SearchResult
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """The fixed frame of every reply, in one language."""
+
+    see_full: str
+    next_part: str
+    more: str
+    abstain: str
+    no_more: str
+    suggest: str
+    suggest_line: str
+    no_suggest: str
+    empty: str
+    not_found: str
+    no_part: str
+    unsupported: str
+    toc_docs: str
+    toc_more: str
+    toc_footer: str
+    help: str
+
+
+ZH = Phrases(
+    see_full="回复 {ref} 查看全文",
+    next_part="（内容较长，回复 {ref}-{part} 查看下一部分）",
+    more="（内容较长，回复 {ref} 查看全文）",
+    abstain="抱歉，现有文件中没有找到与此直接相关的内容。",
+    no_more="关于这个问题，文件中没有更多直接相关的内容了。",
+    suggest="您可能想了解：",
+    suggest_line="{ref}. {title}（回复 {ref} 查看）",
+    no_suggest="回复 目录 查看文件的全部条目。",
+    empty="请换个说法，说说您想了解的具体事项，例如：“今年幼儿园有什么目标？”。回复 帮助 查看用法。",
+    not_found="没有第{ref}项，回复 目录 查看全部。",
+    no_part="第{ref}项只有{parts}部分，回复 {ref} 从头查看。",
+    unsupported="暂时只能回答文字问题，回复 帮助 查看用法。",
+    toc_docs="已发布的文件（回复 目录 序号 查看该文件目录）：",
+    toc_more="（目录较长，未能全部显示；可直接回复条目编号查看全文）",
+    toc_footer="回复条目编号（如 12）查看全文。",
+    help=(
+        "我可以回答关于已发布政策文件的问题，答案均为文件原文摘录，并注明出处条目。\n"
+        "可以这样问：\n"
+        "· 今年幼儿园有什么目标？\n"
+        "· 乡村教师有没有补贴？\n"
+        "· 校园安全重点抓哪些工作？\n"
+        "命令：\n"
+        "· 目录：查看文件的全部条目\n"
+        "· 12 或 第十二条：查看第12项全文\n"
+        "· 帮助：显示本说明\n"
+        "追问时可以直接说“那高中呢？”“还有呢？”。"
+    ),
+)
+
+EN = replace(
+    ZH,
+    see_full="Reply {ref} for the full text",
+    next_part="(Continued: reply {ref}-{part} for the next part)",
+    more="(Reply {ref} for the full text)",
+    abstain="Sorry, the published documents do not cover this directly.",
+    no_more="The documents say nothing more that bears directly on this.",
+    suggest="Nearest items:",
+    suggest_line="{ref}. {title} (reply {ref})",
+    no_suggest="Reply 目录 for the list of all items.",
+    empty="Please rephrase your question, e.g. \"What are this year's goals for kindergartens?\"",
+    not_found="There is no item {ref}; reply 目录 for the list.",
+    no_part="Item {ref} has only {parts} parts; reply {ref} to read it from the start.",
+    unsupported="I can only answer text questions; reply help.",
+    help=(
+        "I answer questions about the published policy documents by quoting them verbatim "
+        "(in Chinese), with the exact item cited.\n"
+        "Try: \"Any plans to use 5G and AI in teaching?\"\n"
+        "Commands: 目录 (list of items), 12 (full text of item 12), help."
+    ),
+)
+
+PHRASES: dict[str, Phrases] = {"zh": ZH, "en": EN}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Everything a template may need; each template reads only the fields it uses."""
+
+    limit: Limit = UNLIMITED
+    lang: str = "zh"
+    result: SearchResult | None = None
+    documents: tuple[Document, ...] = ()
+    document: Document | None = None
+    item: WorkItem | None = None
+    ref: str = ""
+    part: int = 1
+    max_items: int = 3
+    max_sentences: int = 3
+    min_confidence: float = 0.0
+    contact_text: str = ""
+    intro: str = ""  # opening text: welcome greeting, answer lead-in, or instead of the abstain line
+
+    @property
+    def phrases(self) -> Phrases:
+        return PHRASES.get(self.lang, ZH)
+
+
+Template = Callable[[Draft], Answer]
+TEMPLATES: dict[str, Template] = {}
+BLOCK_SEP = "\n\n"
+_PIECE_END = re.compile(r"(?<=[。！？；!?;\n])")
+
+
+def template(kind: str) -> Callable[[Template], Template]:
+    """Register the template that renders replies of ``kind``."""
+
+    def register(fn: Template) -> Template:
+        TEMPLATES[kind] = fn
+        return fn
+
+    return register
+
+
+def render(kind: str, draft: Draft) -> Answer:
+    """The reply of ``kind`` for ``draft``; unknown kinds get the "unsupported" reply."""
+    return TEMPLATES.get(kind, _unsupported)(draft)
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def fits(text: str, limit: Limit) -> bool:
+    """Whether ``text`` is within ``limit`` (UTF-8 bytes and/or characters)."""
+    if limit.max_bytes is not None and len(text.encode("utf-8")) > limit.max_bytes:
+        return False
+    return limit.max_chars is None or len(text) <= limit.max_chars
+
+
+def fit(blocks: Sequence[str], limit: Limit, more_hint: str = "", *,
+        sep: str = BLOCK_SEP) -> tuple[str, bool]:
+    """Join ``blocks`` with ``sep``, keeping as many leading blocks as fit in ``limit``.
+
+    When something is left out, ``more_hint`` (how to see the rest) is appended and
+    counted against the limit too. A first block too long on its own is cut after its
+    last whole sentence or line that fits, and only as a last resort between characters.
+
+    :returns: the text and whether anything was left out.
+    """
+    whole = sep.join(blocks)
+    if fits(whole, limit):
+        return whole, False
+    tail = f"{sep}{more_hint}" if more_hint else ""
+    kept: list[str] = []
+    for block in blocks:
+        if not fits(sep.join([*kept, block]) + tail, limit):
+            break
+        kept.append(block)
+    if not kept and blocks:
+        head = _cut(blocks[0], limit, reserve=tail)
+        kept = [head] if head else []
+    if not kept:  # not even the hint's separator fits: the hint alone, trimmed
+        return _prefix(more_hint, limit), True
+    return sep.join(kept) + tail, True
+
+
+def _cut(text: str, limit: Limit, *, reserve: str = "") -> str:
+    """The longest prefix of ``text`` ending at a sentence or line end that fits with ``reserve``."""
+    kept = ""
+    for piece in _PIECE_END.split(text):
+        if not fits(kept + piece + reserve, limit):
+            break
+        kept += piece
+    if kept:
+        return kept.rstrip("\n")
+    return _prefix(text, _shrink(limit, reserve))
+
+
+def _prefix(text: str, limit: Limit) -> str:
+    """The longest prefix of ``text`` within ``limit``; slicing str never splits a character."""
+    if limit.max_chars is not None:
+        text = text[: max(limit.max_chars, 0)]
+    if limit.max_bytes is not None:
+        text = text.encode("utf-8")[: max(limit.max_bytes, 0)].decode("utf-8", errors="ignore")
+    return text
+
+
+def _shrink(limit: Limit, reserve: str) -> Limit:
+    """``limit`` minus the room ``reserve`` takes."""
+    return Limit(
+        max_bytes=None if limit.max_bytes is None else limit.max_bytes - len(reserve.encode("utf-8")),
+        max_chars=None if limit.max_chars is None else limit.max_chars - len(reserve),
+    )
+
+
+# -- citations and items ----------------------------------------------------------------------
+
+
+def cite_hit(hit: Hit) -> Citation:
+    """The citation of a search hit."""
+    return Citation(hit.doc_title, hit.section, hit.item_number, hit.item_title, hit.item_locator)
+
+
+def cite_item(doc: Document, item: WorkItem) -> Citation:
+    """The citation of an item of ``doc``, under the section heading the document writes."""
+    return Citation(doc.title, doc.section_of(item).heading, item.number, item.title, item.locator)
+
+
+def item_ref(locator: str, number: int) -> str:
+    """What a user replies to see an item: its locator when that is a plain number."""
+    return locator if locator.isdigit() else str(number)
+
+
+def item_body(doc: Document, item: WorkItem) -> str:
+    """The item's full text exactly as ``doc`` writes it, from its number (``12.``, ``第二条``) on."""
+    line_start = doc.text.rfind("\n", 0, item.start) + 1
+    before = doc.text[line_start:item.start]
+    # the number sits just before the text on the same line: quote it along, separator and all
+    if before.strip() == item.label.strip() and item.label:
+        return doc.text[line_start:item.end].strip()
+    return item.text.strip()
+
+
+def item_parts(header: str, body: str, ref: str, limit: Limit, phrases: Phrases = ZH) -> list[str]:
+    """Split ``body`` at sentence ends into parts that fit ``limit`` under ``header`` with a footer.
+
+    The split is a pure function of its arguments, so ``12-2`` finds the same part 2
+    that ``12`` announced on the same channel.
+    """
+    if fits(f"{header}\n{body}", limit):
+        return [body]
+    worst = _item_frame(header, "", ref, 999, 1000, phrases)  # widest header and footer
+    budget = _shrink(limit, worst)
+    parts: list[str] = []
+    current = ""
+    for piece in _pieces(body, budget):
+        if current and not fits(current + piece, budget):
+            parts.append(current)
+            current = ""
+        current += piece
+    parts.append(current)
+    return [p.strip("\n") for p in parts if p.strip()]
+
+
+def _pieces(text: str, budget: Limit) -> list[str]:
+    """Sentences of ``text``; one too long for ``budget`` is cut further between characters."""
+    pieces: list[str] = []
+    for piece in _PIECE_END.split(text):
+        while piece and not fits(piece, budget):
+            head = _prefix(piece, budget) or piece[:1]  # a budget under one character still progresses
+            pieces.append(head)
+            piece = piece[len(head):]
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
+def _item_frame(header: str, body: str, ref: str, part: int, total: int, phrases: Phrases) -> str:
+    if total == 1:
+        return f"{header}\n{body}"
+    lines = [f"{header}（{part}/{total}）", body]
+    if part < total:
+        lines.append(phrases.next_part.format(ref=ref, part=part + 1))
+    return "\n".join(lines)
+
+
+# -- templates --------------------------------------------------------------------------------
+
+
+@template("answer")
+def _answer(draft: Draft) -> Answer:
+    ph = draft.phrases
+    hits = select_hits(draft.result.hits, max_items=draft.max_items, max_sentences=draft.max_sentences,
+                       min_confidence=draft.min_confidence)
+    if not hits:
+        return _abstain(draft)
+    blocks = [draft.intro] if draft.intro else []
+    for hit in hits:
+        quotes = "\n".join(f"“{s}”" for s in hit.sentences)
+        see = ph.see_full.format(ref=item_ref(hit.item_locator, hit.item_number))
+        blocks.append(f"{cite_hit(hit).render()}\n{quotes}\n{see}")
+    ref = item_ref(hits[0].item_locator, hits[0].item_number)
+    text, truncated = fit(blocks, draft.limit, ph.more.format(ref=ref))
+    # hits: what the search found (for --json, eval and the web page); citations: what the text quotes
+    found = tuple(draft.result.hits[: draft.max_items])
+    return Answer(text, "answer", tuple(cite_hit(h) for h in hits), found,
+                  draft.result.confidence, False, truncated)
+
+
+def select_hits(hits: Sequence[Hit], *, max_items: int, max_sentences: int,
+                min_confidence: float = 0.0) -> tuple[Hit, ...]:
+    """The hits to quote: the best one, then those at least ``min_confidence`` sure, up to
+    ``max_items`` items and ``max_sentences`` sentences in all."""
+    chosen: list[Hit] = []
+    budget = max_sentences
+    for hit in hits[:max_items]:
+        if budget <= 0:
+            break
+        if chosen and hit.confidence < min_confidence:
+            continue
+        quoted = hit.sentences[:budget]
+        chosen.append(replace(hit, sentences=quoted))
+        budget -= len(quoted)
+    return tuple(chosen)
+
+
+@template("abstain")
+def _abstain(draft: Draft) -> Answer:
+    ph = draft.phrases
+    hits = tuple(draft.result.hits[: draft.max_items]) if draft.result else ()
+    lines = [draft.intro or ph.abstain]
+    if hits:
+        lines.append(ph.suggest)
+        lines += [ph.suggest_line.format(ref=item_ref(h.item_locator, h.item_number), title=h.item_title)
+                  for h in hits]
+    else:
+        lines.append(ph.no_suggest)
+    text, truncated = fit(["\n".join(lines), draft.contact_text] if draft.contact_text else ["\n".join(lines)],
+                          draft.limit)
+    confidence = draft.result.confidence if draft.result else 0.0
+    # no citations: suggestions are not sources of an answer; hits lets `回复 N` find their document
+    return Answer(text, "abstain", (), hits, confidence, True, truncated)
+
+
+@template("item")
+def _item(draft: Draft) -> Answer:
+    ph = draft.phrases
+    citation = cite_item(draft.document, draft.item)
+    ref = item_ref(draft.item.locator, draft.item.number)
+    parts = item_parts(citation.render(), item_body(draft.document, draft.item), ref, draft.limit, ph)
+    if not 1 <= draft.part <= len(parts):
+        return _fixed("not_found", ph.no_part.format(ref=ref, parts=len(parts)), draft)
+    text = _item_frame(citation.render(), parts[draft.part - 1], ref, draft.part, len(parts), ph)
+    text, cut = fit([text], draft.limit)  # safety net: the parts were sized to fit already
+    return Answer(text, "item", (citation,), confidence=1.0, truncated=cut or draft.part < len(parts),
+                  extra={"part": draft.part, "parts": len(parts)})
+
+
+@template("toc")
+def _toc(draft: Draft) -> Answer:
+    ph = draft.phrases
+    blocks: list[str] = []
+    if len(draft.documents) > 1:
+        blocks.append("\n".join([ph.toc_docs] + [
+            f"{n}. 《{d.title}》" + ("（当前）" if d is draft.document else "")
+            for n, d in enumerate(draft.documents, start=1)]))
+    doc = draft.document
+    blocks.append(f"《{doc.title}》")
+    blocks += ["\n".join([s.heading] + [f"  {item_ref(i.locator, i.number)}. {i.title}" for i in s.items])
+               for s in doc.sections]
+    blocks.append(ph.toc_footer)
+    text, truncated = fit(blocks, draft.limit, ph.toc_more)
+    return Answer(text, "toc", truncated=truncated, extra={"doc_id": doc.doc_id})
+
+
+@template("welcome")
+def _welcome(draft: Draft) -> Answer:
+    return _fixed("welcome", f"{draft.intro}\n\n{draft.phrases.help}" if draft.intro else draft.phrases.help,
+                  draft)
+
+
+@template("not_found")
+def _not_found(draft: Draft) -> Answer:
+    return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref), draft)
+
+
+def _register_fixed(kind: str) -> Template:
+    """A template that says the phrase named like its kind (help, empty, unsupported)."""
+    return template(kind)(lambda draft: _fixed(kind, getattr(draft.phrases, kind), draft))
+
+
+_help, _empty, _unsupported = (_register_fixed(kind) for kind in ("help", "empty", "unsupported"))
+
+
+def _fixed(kind: str, text: str, draft: Draft) -> Answer:
+    text, truncated = fit(text.split("\n"), draft.limit, sep="\n")
+    return Answer(text, kind, truncated=truncated)
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def answer_json(answer: Answer) -> dict:
+    """The ``policybot ask --json`` / ``POST /api/ask`` shape of ``answer`` (see docs/CONTRACTS.md)."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "confidence": round(float(answer.confidence), 4),
+        "hits": [{"document": hit.doc_title, "item": hit.item_number, "item_title": hit.item_title,
+                  "section": hit.section, "score": round(float(hit.score), 4), "sentences": list(hit.sentences)}
+                 for hit in answer.hits],
+    }

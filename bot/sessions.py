@@ -1,0 +1,84 @@
+"""Per-user follow-up memory: what each user asked last, for a few minutes.
+
+A short follow-up ("那高中呢？", "还有呢") only makes sense against the same user's
+previous question, so the memory is keyed by ``(channel, user_id)``, expires after a
+TTL, and is bounded (least recently used users are dropped first). It lives in the
+process: a restart forgets, which for a few minutes of context is acceptable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+SessionKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Session:
+    """One user's recent context.
+
+    ``topic`` is the last standalone question (follow-ups keep the question they
+    follow), ``focus`` the subject the last follow-up switched to ("那高中呢"),
+    ``shown`` the ``(doc_id, locator)`` of the items the last answer cited, and
+    ``doc_id`` the document chosen with ``目录 N`` (None: the newest).
+    """
+
+    topic: str = ""
+    focus: str = ""
+    shown: tuple[tuple[str, str], ...] = ()
+    doc_id: str | None = None
+    at: float = 0.0
+
+
+class SessionMemory:
+    """A thread-safe, TTL-bounded LRU map from ``(channel, user_id)`` to :class:`Session`."""
+
+    def __init__(self, *, ttl_s: float = 300.0, max_users: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl_s <= 0 or max_users <= 0:
+            raise ValueError(f"ttl_s and max_users must be positive (got {ttl_s}, {max_users})")
+        self.ttl_s = ttl_s
+        self.max_users = max_users
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[SessionKey, Session] = OrderedDict()
+
+    def get(self, key: SessionKey) -> Session | None:
+        """The user's session if it is younger than the TTL, else None (and it is dropped)."""
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                return None
+            if now - session.at > self.ttl_s:
+                del self._sessions[key]
+                return None
+            self._sessions.move_to_end(key)
+            return session
+
+    def update(self, key: SessionKey, **changes) -> Session:
+        """Change fields of the user's live session (or a fresh one) and restart its TTL."""
+        now = self._clock()
+        with self._lock:
+            old = self._sessions.get(key)
+            if old is None or now - old.at > self.ttl_s:
+                old = Session()
+            session = replace(old, **changes, at=now)
+            self._sessions[key] = session
+            self._sessions.move_to_end(key)
+            while len(self._sessions) > self.max_users:
+                self._sessions.popitem(last=False)
+            return session
+
+    def forget(self, key: SessionKey) -> None:
+        """Drop the user's session, if any."""
+        with self._lock:
+            self._sessions.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
