@@ -1,0 +1,94 @@
+"""The Flask application factory, :func:`create_app`: configuration (:mod:`bot.config`),
+the services (:mod:`bot.service`), the configured channels (:mod:`bot.channels`),
+``/healthz``, ``/metrics`` and the JSON API's one error handler.
+
+There is no module-level app: gunicorn workers and tests each call the factory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from index.errors import RetrievalError
+
+log = logging.getLogger(__name__)
+
+#: Paths whose errors are JSON ``{ok, error, status}`` rather than Flask's HTML pages.
+JSON_PATHS = ("/api/", "/healthz")
+ops = Blueprint("ops", __name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *,
+               instance_path: str | Path | None = None) -> Flask:
+    """Build the app: settings, services, channels and error handling.
+
+    :param test_config: settings that override every other source (keys with or without ``POLICYBOT_``).
+    :param instance_path: where ``config.py`` and ``.env`` are looked for (default: Flask's ``instance/``).
+    :raise ConfigError: a setting is malformed, or a channel is partly configured; the message names
+        the variable.
+    """
+    from bot import service
+    from bot.channels import mount_channels
+    from bot.config import load_config
+
+    app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+                instance_relative_config=True)
+    load_config(app.config, test_config, instance_path=Path(app.instance_path))
+    app.json.ensure_ascii = False  # answers are Chinese: send them readable (and a third the size)
+    service.init_app(app)
+    app.extensions["policybot.channels"] = mount_channels(app)
+    app.register_blueprint(ops)
+    app.register_error_handler(HTTPException, handle_error)
+    app.register_error_handler(RetrievalError, handle_error)
+    return app
+
+
+@ops.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 with the index version once the index is loaded; 503 with the reason otherwise."""
+    from bot.service import get_service
+
+    service = get_service()
+    try:
+        searcher = service.searchers()
+    except RetrievalError as exc:
+        return error_response(503, str(exc))
+    return jsonify(ok=True, index=searcher.version, documents=len(searcher.documents)), 200
+
+
+@ops.get("/metrics")
+def metrics() -> Response:
+    """Counters and the latency histogram of this worker process, in Prometheus text format."""
+    from bot.service import get_service
+
+    service = get_service()
+    text = service.metrics.render(index_version=service.searchers.version)
+    return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def handle_error(exc: Exception) -> Response | HTTPException | tuple[Response, int]:
+    """The JSON API's one error handler: ``{ok: false, error, status}`` under :data:`JSON_PATHS`.
+
+    A missing or unloadable index is a 503 (the reason is logged); outside the API, HTTP
+    errors keep Flask's own pages.
+    """
+    if isinstance(exc, RetrievalError):
+        # The reason names server paths: it goes to the log and /healthz, not to the public API.
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error_response(503, "the documents are not available right now; please try again later")
+    if not isinstance(exc, HTTPException) or not request.path.startswith(JSON_PATHS):
+        return exc
+    status = exc.code or 500
+    # A 500 wraps an unexpected exception: its details belong in the log, not in the response.
+    return error_response(status, "internal error" if status == 500 else exc.description or exc.name)
+
+
+def error_response(status: int, message: str) -> tuple[Response, int]:
+    """The API's error body with ``status``."""
+    return jsonify(ok=False, error=message, status=status), status

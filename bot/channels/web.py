@@ -1,0 +1,93 @@
+"""The web channel: a small chat page at ``/`` and the JSON API ``POST /api/ask``.
+
+``POST /api/ask`` takes ``{"question": "…"}`` (at most :data:`MAX_QUESTION_CHARS`
+characters) and returns :func:`bot.compose.answer_json` of the answer. Bad input is
+a 400 with the API's one error shape ``{"ok": false, "error": …, "status": …}``,
+produced by the app's error handler (:mod:`bot.app`). An optional
+``Idempotency-Key`` header makes a retried request get the first answer.
+
+Browsers get an anonymous random visitor id in a cookie, so follow-up questions
+("那高中呢？") work; API clients without cookies simply ask standalone questions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Request, Response, jsonify, render_template, request
+from werkzeug.exceptions import BadRequest
+
+from bot.domain import UNLIMITED, Question
+
+bp = Blueprint("web", __name__)
+SETTINGS: tuple[str, ...] = ()
+MAX_QUESTION_CHARS = 1000
+MAX_KEY_CHARS = 200
+VISITOR_COOKIE = "policybot_visitor"
+VISITOR_MAX_AGE_S = 30 * 24 * 3600
+
+
+@bp.get("/")
+def chat() -> str:
+    """The chat page: a form that posts to /api/ask and shows answers with their citations."""
+    from bot.service import get_service
+
+    documents = get_service().documents()
+    return render_template("chat.html", documents=documents, max_chars=MAX_QUESTION_CHARS)
+
+
+@bp.post("/api/ask")
+def ask() -> Response:
+    """Answer ``{"question": "…"}`` with the answer's JSON (text, citations as hits)."""
+    from bot.compose import answer_json
+    from bot.service import get_service
+
+    text = question_text(request)
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > MAX_KEY_CHARS:
+        raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY_CHARS} characters")
+    visitor, new = _visitor(request)
+    answer = get_service().ask(Question(channel="web", user_id=visitor, text=text), UNLIMITED, dedupe_key=key)
+    response = jsonify(answer_json(answer))
+    if new:
+        response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_MAX_AGE_S, httponly=True,
+                            samesite="Lax", secure=request.is_secure)
+    return response
+
+
+def question_text(req: Request) -> str:
+    """The question of an /api/ask body.
+
+    :raise BadRequest: the body is not a JSON object, or ``question`` is missing,
+        not a string, or too long; the description says which.
+    """
+    body = req.get_json(force=True, silent=True)  # force: curl users often omit the Content-Type
+    if not isinstance(body, Mapping):
+        raise BadRequest('the body must be a JSON object like {"question": "班额有什么规定？"}')
+    question: Any = body.get("question")
+    if question is None:
+        raise BadRequest('"question" is missing')
+    if not isinstance(question, str):
+        raise BadRequest(f'"question" must be a string, not {type(question).__name__}')
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadRequest(f'"question" must be at most {MAX_QUESTION_CHARS} characters (got {len(question)})')
+    return question
+
+
+def _visitor(req: Request) -> tuple[str, bool]:
+    """The visitor id from the cookie, or a new random one (and True)."""
+    visitor = req.cookies.get(VISITOR_COOKIE, "")
+    if 16 <= len(visitor) <= 64 and visitor.isascii():
+        return visitor, False
+    return secrets.token_urlsafe(18), True
+
+
+def configured(config: Mapping[str, Any]) -> bool:
+    """Always: the web page and API need no secrets."""
+    return True
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Nothing to check."""

@@ -1,0 +1,194 @@
+"""``policybot serve`` (gunicorn, or one in-process request with ``--get``) and
+``policybot log`` (what the question log says), registered in :mod:`bot.cli`.
+
+Flask, gunicorn and the index are imported inside the commands so that
+``policybot --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+#: gunicorn's access log without the query string: WeChat puts the sender's openid there.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+_SINCE = re.compile(r"(\d+)\s*([mhdw])")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port; the log says which).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (each loads the index once).")
+@click.option("--get", "get_path", metavar="PATH",
+              help="Run one GET request in-process, print the response and exit: 0 if 2xx, else 1.")
+@click.option("--help-settings", is_flag=True, help="Print the POLICYBOT_* settings and exit.")
+def serve(host: str, port: int, workers: int, get_path: str | None, help_settings: bool) -> None:
+    """Serve the chat page, the JSON API and the configured webhooks with gunicorn."""
+    if help_settings:
+        from bot.config import describe
+
+        click.echo(describe())
+        return
+    app = build_app()
+    require_index(Path(app.config["DATA"]))
+    if get_path:
+        sys.exit(run_get(app, get_path))
+    _configure_logging()
+    run_gunicorn(_warm_app, host=host, port=port, workers=workers)
+
+
+@click.group("log")
+def log_group() -> None:
+    """Read the question log (<POLICYBOT_DATA>/policybot.sqlite3)."""
+
+
+@log_group.command("unanswered")
+@click.option("--since", default="7d", show_default=True,
+              help="A span back from now (30m, 24h, 7d, 2w) or a date (2026-11-01).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="Questions to list.")
+def unanswered(since: str, limit: int) -> None:
+    """List the questions the documents did not answer, most frequent first."""
+    from bot.storage import FILENAME, Storage
+
+    start = parse_since(since)
+    path = Path(load_settings()["DATA"]) / FILENAME
+    if not path.is_file():
+        raise click.ClickException(f"no question log at {path}; it is written while `policybot serve` runs")
+    storage = Storage(path)
+    try:
+        rows = storage.unanswered(since=start, limit=limit)
+    finally:
+        storage.close()
+    if not rows:
+        click.echo(f"no unanswered questions since {_date(start)}")
+        return
+    click.echo(f"{'count':>5}  {'last asked':<16}  question")
+    for row in rows:
+        click.echo(f"{row.count:>5}  {_date(row.last_asked):<16}  {row.question}")
+
+
+# -- library functions the commands wrap -----------------------------------------------------
+
+
+def build_app(test_config: Mapping[str, Any] | None = None):
+    """``create_app`` with configuration errors turned into a CLI error."""
+    from bot.app import create_app
+    from bot.errors import ConfigError
+
+    try:
+        return create_app(test_config)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc} (see `policybot serve --help-settings`)") from exc
+
+
+def load_settings() -> Mapping[str, Any]:
+    """The settings as ``create_app`` would read them, without building the app or its channels."""
+    from flask import Flask
+
+    from bot.config import load_config
+    from bot.errors import ConfigError
+
+    # The same import name as create_app's app, hence the same instance folder.
+    scratch = Flask("bot.app", instance_relative_config=True)
+    try:
+        load_config(scratch.config, instance_path=Path(scratch.instance_path))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return scratch.config
+
+
+def require_index(data_dir: Path) -> None:
+    """Fail with instructions unless an index is published under ``data_dir``."""
+    from index.store import current_version, index_root
+
+    if current_version(data_dir) is None:
+        raise click.ClickException(f"no index in {index_root(data_dir)}; run `policybot index build` first "
+                                   f"(POLICYBOT_DATA={data_dir})")
+
+
+def run_get(app, path: str) -> int:
+    """GET ``path`` in-process, print the body (and the status if it is not 2xx); 0 if 2xx else 1."""
+    with app.test_client() as client:
+        response = client.get(path)
+    click.echo(response.get_data(as_text=True).rstrip("\n"))
+    if not 200 <= response.status_code < 300:
+        click.echo(f"GET {path}: {response.status}", err=True)
+        return 1
+    return 0
+
+
+def parse_since(value: str, *, now: float | None = None) -> float:
+    """Unix time of ``value``: a span back from ``now`` (``7d``, ``24h``) or an ISO date (local time)."""
+    now = time.time() if now is None else now
+    span = _SINCE.fullmatch(value.strip().lower())
+    if span:
+        return now - int(span.group(1)) * _UNIT_S[span.group(2)]
+    try:
+        return datetime.fromisoformat(value.strip()).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"expected a span like 7d, 24h, 30m, 2w or a date like 2026-11-01, "
+                                 f"got {value!r}", param_hint="--since") from None
+
+
+def run_gunicorn(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> None:
+    """Run ``factory()``'s app under gunicorn until it is stopped (SIGTERM/SIGINT)."""
+    from gunicorn.app.base import BaseApplication
+
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",  # threads: a webhook may wait on an answer while others are served
+        "threads": 4,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "proc_name": "policybot",
+        # No preload: each worker builds its own app, so no SQLite connection or faiss thread crosses a fork.
+        "preload_app": False,
+    }
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return factory()
+
+    Server().run()
+
+
+def _warm_app():
+    """A worker's app, with the index loaded before the first request rather than during it."""
+    from bot.app import create_app
+    from bot.service import get_service
+    from index.errors import RetrievalError
+
+    app = create_app()
+    try:
+        get_service(app).searchers()
+    except RetrievalError as exc:
+        logging.getLogger(__name__).error("index not loaded: %s (/healthz answers 503)", exc)
+    return app
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
+
+def _date(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")

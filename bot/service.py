@@ -1,0 +1,191 @@
+"""The one way channels get an answer: :meth:`Service.ask` runs the dialog once per
+message (a platform retry gets the stored reply), logs the question and records
+metrics. Built once per process by :func:`init_app` and kept in
+``app.extensions["policybot"]``; :func:`get_service` finds it.
+
+The searcher comes through a provider callable (:class:`SearcherProvider`) that
+opens the published index on first use, so the dialog never holds an index
+itself and a later hot reload only has to change the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
+from bot.metrics import Metrics
+from bot.storage import FILENAME, LogEntry, Storage
+from index.domain import Document, Hit
+from index.errors import IndexNotFound
+
+if TYPE_CHECKING:
+    from bot.dialog import Dialog
+    from index.search import Searcher
+
+log = logging.getLogger(__name__)
+EXTENSION = "policybot"
+
+
+class SearcherProvider:
+    """Opens the published index under ``data_dir`` once, on first call, and returns it after."""
+
+    def __init__(self, data_dir: Path, *, embedder: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.embedder = embedder
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Searcher:
+        """The loaded searcher.
+
+        :raise IndexNotFound: nothing is published yet (checked again on every call until it is).
+        :raise IndexMismatch: the index was built with another embedder.
+        """
+        if self._searcher is None:
+            with self._lock:  # one load per process, however many threads ask at once
+                if self._searcher is None:
+                    self._searcher = self._open()
+        return self._searcher
+
+    @property
+    def version(self) -> str | None:
+        """The loaded index version; None before the first successful load."""
+        return self._searcher.version if self._searcher is not None else None
+
+    def _open(self) -> Searcher:
+        from index.search import open_searcher
+        from index.store import current_version, index_root
+
+        # Checked before open_searcher so that a missing index does not cost an embedder load per call.
+        if current_version(self.data_dir) is None:
+            raise IndexNotFound(f"no index in {index_root(self.data_dir)}; run `policybot index build` first")
+        searcher = open_searcher(self.data_dir, embedder=self.embedder)
+        log.info("index %s loaded from %s", searcher.version, self.data_dir)
+        return searcher
+
+
+class Service:
+    """Answers, deduplicates, logs and counts; one instance per process, shared by all threads."""
+
+    def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
+                 stale_after_s: float = 30.0, poll_s: float = 0.02) -> None:
+        self.searchers = searchers
+        self.dialog = dialog
+        self.storage = storage
+        self.metrics = metrics
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s
+
+    def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None) -> Answer:
+        """Answer ``question`` within ``limit``, computing and logging it once per ``dedupe_key``.
+
+        A retry whose first attempt is still being computed (in any worker) waits for
+        that answer; one whose first attempt failed computes it again.
+
+        :raise RetrievalError: no index is published, or it cannot be loaded.
+        """
+        if dedupe_key is None:
+            answer, entry = self._compute(question, limit)
+            self.storage.log_question(entry)
+            return answer
+        key = f"{question.channel}:{dedupe_key}"
+        delay = self.poll_s
+        while True:
+            claim = self.storage.claim(key, stale_after_s=self.stale_after_s)
+            if claim.state == "claimed":
+                return self._compute_claimed(key, question, limit)
+            if claim.state == "done":
+                self.metrics.record_retry(question.channel)
+                return load_answer(claim.answer)
+            time.sleep(delay)  # another worker is computing it: poll the row, backing off a little
+            delay = min(delay * 2, 0.25)
+
+    def welcome(self, limit: Limit = UNLIMITED) -> Answer:
+        """The greeting for a new subscriber (not logged: it answers no question)."""
+        return Answer(text=self.dialog.welcome(limit), kind="welcome")
+
+    def documents(self) -> tuple[Document, ...]:
+        """The published documents, newest first; () while no index is loaded or published."""
+        try:
+            return self.searchers().documents
+        except IndexNotFound:
+            return ()
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
+        try:
+            answer, entry = self._compute(question, limit)
+        except BaseException:
+            self.storage.release(key)  # let a retry try again instead of waiting for a stale claim
+            raise
+        self.storage.finish(key, dump_answer(answer), entry)
+        return answer
+
+    def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry]:
+        channel, started = question.channel, time.perf_counter()
+        try:
+            answer = self.dialog.respond(question, limit)
+        except Exception:
+            self.metrics.record_answer(channel, "error", time.perf_counter() - started, abstained=False)
+            raise
+        seconds = time.perf_counter() - started
+        self.metrics.record_answer(channel, answer.kind, seconds, abstained=answer.abstained)
+        top = answer.hits[0] if answer.hits else None
+        entry = LogEntry(
+            channel=question.channel, user_hash=self.storage.hash(question.user_id),
+            question=question.text.strip(), kind=answer.kind, abstained=answer.abstained,
+            top_doc=top.doc_id if top else None, top_item=top.item_locator if top else None,
+            confidence=answer.confidence, latency_ms=round(seconds * 1000, 2),
+        )
+        return answer, entry
+
+
+def dump_answer(answer: Answer) -> str:
+    """An :class:`Answer` as JSON text, for the dedupe table."""
+    return json.dumps(asdict(answer), ensure_ascii=False, default=str)
+
+
+def load_answer(text: str) -> Answer:
+    """The :class:`Answer` that :func:`dump_answer` stored."""
+    data: dict[str, Any] = json.loads(text)
+    return Answer(**{
+        **data,
+        "citations": tuple(Citation(**c) for c in data["citations"]),
+        "hits": tuple(Hit(**{**h, "sentences": tuple(h["sentences"])}) for h in data["hits"]),
+    })
+
+
+def init_app(app: Flask) -> Service:
+    """Build the process's services from ``app.config`` and keep them in ``app.extensions``."""
+    from dataclasses import replace
+
+    from bot.dialog import Dialog, DialogSettings
+
+    data_dir = Path(app.config["DATA"])
+    searchers = SearcherProvider(data_dir, embedder=app.config["EMBEDDER"])
+    settings = DialogSettings()
+    if app.config.get("CONTACT_TEXT"):
+        settings = replace(settings, contact_text=app.config["CONTACT_TEXT"])
+    service = Service(
+        searchers=searchers,
+        dialog=Dialog(searchers, settings=settings),
+        storage=Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT")),
+        metrics=Metrics(),
+    )
+    app.extensions[EXTENSION] = service
+    return service
+
+
+def get_service(app: Flask | None = None) -> Service:
+    """The :class:`Service` of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[EXTENSION]

@@ -1,0 +1,282 @@
+"""The bot's SQLite database, shared by every gunicorn worker: the question log,
+the answers of deduplicated messages (a platform retry gets the stored reply), and
+small memos for replies delivered later.
+
+One file, ``<POLICYBOT_DATA>/policybot.sqlite3``, in WAL mode so readers never block
+the writer; a busy timeout so workers queue instead of failing; one connection per
+thread (sqlite3 connections must not be shared between threads mid-transaction).
+User ids and keys are stored only as an HMAC-SHA256 under the log salt
+(``POLICYBOT_LOG_SALT``, else a random salt kept in the database): a platform's
+message key may contain the sender's raw id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILENAME = "policybot.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10.0
+KEEP_S = 3 * 24 * 3600  # answers and memos are kept this long: platform retries come within hours at most
+PRUNE_EVERY_S = 3600.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS questions (
+    id          INTEGER PRIMARY KEY,
+    asked_at    REAL NOT NULL,      -- unix time
+    channel     TEXT NOT NULL,
+    user_hash   TEXT NOT NULL,      -- HMAC-SHA256(log salt, user id); never the raw id
+    question    TEXT NOT NULL,
+    kind        TEXT NOT NULL,      -- the dialog path: answer, abstain, help, toc, item, ...
+    abstained   INTEGER NOT NULL,
+    top_doc     TEXT,
+    top_item    TEXT,               -- the top hit's locator
+    confidence  REAL NOT NULL,
+    latency_ms  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS questions_abstained ON questions (abstained, asked_at);
+CREATE TABLE IF NOT EXISTS answers (
+    key         TEXT PRIMARY KEY,   -- hashed dedupe key
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+    answer      TEXT,               -- JSON, once done
+    claimed_at  REAL NOT NULL,
+    owner       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS memos (
+    key         TEXT PRIMARY KEY,   -- hashed
+    value       TEXT NOT NULL,
+    stored_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One answered message, as logged: no raw user id, only its salted hash."""
+
+    channel: str
+    user_hash: str
+    question: str
+    kind: str
+    abstained: bool
+    top_doc: str | None
+    top_item: str | None
+    confidence: float
+    latency_ms: float
+    asked_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :meth:`Storage.claim`: ours to compute, done (with the answer), or pending elsewhere."""
+
+    state: str  # "claimed" | "done" | "pending"
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A question the bot abstained on, with how often and when it was last asked."""
+
+    question: str
+    count: int
+    last_asked: float
+
+
+class Storage:
+    """The SQLite database at ``path``; safe to share between threads and processes."""
+
+    def __init__(self, path: Path, *, salt: str | None = None) -> None:
+        self.path = Path(path)
+        self._salt = salt.encode("utf-8") if salt else None
+        self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._ready = False
+        self._last_prune = 0.0
+
+    # -- connections ------------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema created) on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._connect()  # a forked child must not reuse its parent's connection
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")  # per connection; safe with WAL
+        with self._lock:
+            if not self._ready:
+                _initialise(conn)
+                self._ready = True
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, so two workers never both read-then-write."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened (in any thread)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    # -- hashing ----------------------------------------------------------------------------
+
+    def hash(self, value: str) -> str:
+        """HMAC-SHA256 of ``value`` under the log salt, hex: how user ids and keys are stored."""
+        if self._salt is None:
+            self._salt = self._stored_salt().encode("utf-8")
+        return hmac.new(self._salt, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _stored_salt(self) -> str:
+        # Created once per database, so every worker (and every restart) hashes a user the same way.
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('log_salt', ?)",
+                         (secrets.token_hex(32),))
+            return conn.execute("SELECT value FROM meta WHERE name = 'log_salt'").fetchone()[0]
+
+    # -- question log -----------------------------------------------------------------------
+
+    def log_question(self, entry: LogEntry, *, conn: sqlite3.Connection | None = None) -> None:
+        """Append one row to the question log."""
+        (conn or self.connection()).execute(
+            "INSERT INTO questions (asked_at, channel, user_hash, question, kind, abstained, top_doc,"
+            " top_item, confidence, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.asked_at or time.time(), entry.channel, entry.user_hash, entry.question, entry.kind,
+             int(entry.abstained), entry.top_doc, entry.top_item, entry.confidence, entry.latency_ms),
+        )
+
+    def questions(self) -> list[LogEntry]:
+        """The whole log, oldest first (for tests and exports)."""
+        rows = self.connection().execute(
+            "SELECT channel, user_hash, question, kind, abstained, top_doc, top_item, confidence,"
+            " latency_ms, asked_at FROM questions ORDER BY id").fetchall()
+        return [LogEntry(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+
+    def unanswered(self, *, since: float = 0.0, limit: int = 20) -> list[Unanswered]:
+        """Questions abstained on since ``since`` (unix time), most frequent first."""
+        rows = self.connection().execute(
+            "SELECT question, COUNT(*) AS n, MAX(asked_at) AS last FROM questions"
+            " WHERE abstained = 1 AND asked_at >= ? GROUP BY question"
+            " ORDER BY n DESC, last DESC, question LIMIT ?", (since, limit)).fetchall()
+        return [Unanswered(*row) for row in rows]
+
+    # -- deduplicated answers ---------------------------------------------------------------
+
+    def claim(self, key: str, *, stale_after_s: float) -> Claim:
+        """Take ``key`` for computing, or report its stored answer or that it is being computed.
+
+        A pending claim older than ``stale_after_s`` (its worker died) can be taken over.
+        """
+        hashed, now = self.hash(key), time.time()
+        with self.transaction() as conn:
+            self._prune(conn, now)
+            row = conn.execute("SELECT state, answer, claimed_at FROM answers WHERE key = ?",
+                               (hashed,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO answers (key, state, claimed_at, owner)"
+                             " VALUES (?, 'pending', ?, ?)", (hashed, now, self.owner))
+                return Claim("claimed")
+            state, answer, claimed_at = row
+            if state == "done":
+                return Claim("done", answer)
+            if now - claimed_at > stale_after_s:
+                log.warning("answer for a message pending %.0f s: its worker is gone; computing again",
+                            now - claimed_at)
+                conn.execute("UPDATE answers SET claimed_at = ?, owner = ? WHERE key = ?",
+                             (now, self.owner, hashed))
+                return Claim("claimed")
+            return Claim("pending")
+
+    def finish(self, key: str, answer: str, entry: LogEntry) -> None:
+        """Store the answer of a claimed key and log the question, in one transaction."""
+        hashed = self.hash(key)  # before the transaction: hashing may itself write the salt
+        with self.transaction() as conn:
+            conn.execute("UPDATE answers SET state = 'done', answer = ? WHERE key = ?", (answer, hashed))
+            self.log_question(entry, conn=conn)
+
+    def release(self, key: str) -> None:
+        """Give up a claim (computing failed) so a retry may try again."""
+        hashed = self.hash(key)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM answers WHERE key = ? AND state = 'pending'", (hashed,))
+
+    # -- memos ------------------------------------------------------------------------------
+
+    def remember(self, key: str, reply: str) -> None:
+        """Keep ``reply`` under ``key`` for a few days (e.g. an answer to deliver later)."""
+        hashed = self.hash(key)
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO memos (key, value, stored_at) VALUES (?, ?, ?)",
+                         (hashed, reply, time.time()))
+
+    def recall(self, key: str) -> str | None:
+        """The reply remembered under ``key``, or None."""
+        row = self.connection().execute("SELECT value FROM memos WHERE key = ?", (self.hash(key),)).fetchone()
+        return row[0] if row else None
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        conn.execute("DELETE FROM answers WHERE claimed_at < ?", (now - KEEP_S,))
+        conn.execute("DELETE FROM memos WHERE stored_at < ?", (now - KEEP_S,))
+
+
+def _initialise(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL and create the schema, retrying while another process does the same.
+
+    Changing the journal mode needs the database to itself, and SQLite reports that
+    contention at once instead of waiting out the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+        else:
+            if mode != "wal":
+                log.warning("question log: journal mode is %s, not WAL (a network filesystem?)", mode)
+            return
