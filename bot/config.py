@@ -40,6 +40,13 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return number
+
+
 def _url(value: str) -> str:
     if not value.startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
@@ -73,6 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("POLICYBOT_CONTACT_TEXT", None,
             "Who to contact when the documents do not answer (shown to users)."),
+    Setting("POLICYBOT_ANSWER_WORKERS", 8, "Threads per worker that compute answers for the webhooks.",
+            _count),
+    Setting("POLICYBOT_KEEP_VERSIONS", 5, "How many index versions to keep for rollback.", _count),
     Setting("POLICYBOT_ADMIN_TOKEN", None, "Bearer token of the admin API (unset: admin API off).",
             secret=True),
     Setting("POLICYBOT_WECHAT_TOKEN", None, "WeChat Official Account Token (setting it mounts /wechat).",

@@ -285,6 +285,8 @@ def is_followup(text: str) -> bool:
     """Whether ``text`` reads as an elliptical follow-up: short, and opening with 那/还有/what about,
     ending with 呢, or asking ("具体怎么做") with no content words of its own."""
     compact = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
+    if not compact:  # an empty or punctuation-only message is not a follow-up: it gets "请换个说法"
+        return False
     latin_words = len(_NOT_WORD.sub(" ", text).split()) if not _CJK.search(text) else 0
     short = len(compact) <= FOLLOWUP_MAX_CHARS if _CJK.search(compact) else latin_words <= FOLLOWUP_MAX_WORDS
     if not short:

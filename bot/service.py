@@ -35,13 +35,25 @@ EXTENSION = "policybot"
 
 
 class SearcherProvider:
-    """Opens the published index under ``data_dir`` once, on first call, and returns it after."""
+    """The searcher of the published index under ``data_dir``, swapped for a newer version
+    without a restart.
 
-    def __init__(self, data_dir: Path, *, embedder: str) -> None:
+    The first call loads synchronously. After that, at most every ``check_s`` seconds a call
+    reads the ``current`` pointer (one small file); when an admin published another version,
+    a background thread loads it while requests keep being served by the old one, and the
+    swap is a single reference assignment, so a request in flight finishes on the version
+    it started with.
+    """
+
+    def __init__(self, data_dir: Path, *, embedder: str, check_s: float = 0.5) -> None:
         self.data_dir = Path(data_dir)
         self.embedder = embedder
+        self.check_s = check_s
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._checked = 0.0
+        self._loading: str | None = None
+        self._failed: dict[str, float] = {}
 
     def __call__(self) -> Searcher:
         """The loaded searcher.
@@ -49,16 +61,47 @@ class SearcherProvider:
         :raise IndexNotFound: nothing is published yet (checked again on every call until it is).
         :raise IndexMismatch: the index was built with another embedder.
         """
-        if self._searcher is None:
+        searcher = self._searcher
+        if searcher is None:
             with self._lock:  # one load per process, however many threads ask at once
                 if self._searcher is None:
                     self._searcher = self._open()
-        return self._searcher
+                return self._searcher
+        self._maybe_reload(searcher)
+        return searcher
 
     @property
     def version(self) -> str | None:
         """The loaded index version; None before the first successful load."""
         return self._searcher.version if self._searcher is not None else None
+
+    def _maybe_reload(self, searcher: Searcher) -> None:
+        from index.store import current_version
+
+        now = time.monotonic()
+        if now - self._checked < self.check_s:
+            return
+        self._checked = now
+        published = current_version(self.data_dir)
+        if published in (None, searcher.version, self._loading) or now < self._failed.get(published, 0):
+            return
+        with self._lock:
+            if self._loading is not None:
+                return
+            self._loading = published
+        threading.Thread(target=self._reload, args=(published,), name="policybot-reload", daemon=True).start()
+
+    def _reload(self, version: str) -> None:
+        try:
+            fresh = self._open()
+        except Exception:  # a bad version must never take down the one being served
+            log.exception("index %s could not be loaded; still serving %s", version, self.version)
+            self._failed[version] = time.monotonic() + 30
+        else:
+            log.info("index switched from %s to %s", self.version, fresh.version)
+            self._searcher = fresh
+        finally:
+            self._loading = None
 
     def _open(self) -> Searcher:
         from index.search import open_searcher
