@@ -158,6 +158,7 @@ def run_gunicorn(factory: Callable[[], Any], *, host: str, port: int, workers: i
         "proc_name": "policybot",
         # No preload: each worker builds its own app, so no SQLite connection or faiss thread crosses a fork.
         "preload_app": False,
+        "worker_exit": _worker_exit,
     }
 
     class Server(BaseApplication):
@@ -169,6 +170,17 @@ def run_gunicorn(factory: Callable[[], Any], *, host: str, port: int, workers: i
             return factory()
 
     Server().run()
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """Let late answers in flight reach their users, then close the worker's connections."""
+    from bot.delivery import shutdown
+    from bot.service import get_service
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        shutdown(app)
+        get_service(app).close()
 
 
 def _warm_app():
