@@ -44,9 +44,14 @@ def main() -> None:
         tmp = Path(tmp)
         bench_build(tmp / "seed")
         bench_ask(tmp / "seed", questions)
+        print(f"peak RSS at seed scale (build + serve): {_rss_mb():.0f} MB")
         for size in args.sizes:
             bench_scale(tmp / f"scale-{size}", size, questions)
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak RSS after the scale runs: {_rss_mb():.0f} MB")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_build(data: Path) -> None:

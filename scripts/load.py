@@ -80,6 +80,8 @@ def run_client(n: int, args: argparse.Namespace, tickets: itertools.count, deadl
     user = f"oLoadTest{n:04d}{secrets.token_hex(8)}"[:28]
     with requests.Session() as http:
         while (ticket := next(tickets)) < args.requests and time.monotonic() < deadline:
+            if args.rate:  # open loop: request N leaves at N/rate seconds, whoever is free sends it
+                time.sleep(max(0.0, args.t0 + ticket / args.rate - time.monotonic()))
             timestamp, nonce = str(int(time.time())), secrets.token_hex(6)
             query = {"timestamp": timestamp, "nonce": nonce, "signature": sign(args.token, timestamp, nonce)}
             body = message_xml(user, args.first_msg_id + ticket, QUESTIONS[ticket % len(QUESTIONS)])
@@ -106,6 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--clients", type=int, default=50, help=f"concurrent clients (max {MAX_CLIENTS})")
     ap.add_argument("--requests", type=int, default=1000, help=f"total requests (max {MAX_REQUESTS})")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="total requests per second, paced across the clients (0: each client sends "
+                         "back to back, which measures saturation: latency then grows with --clients)")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long")
     args = ap.parse_args(argv)
     # One base for all clients: MsgIds stay distinct within a run and across runs.
@@ -122,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tally, tickets = Tally(), itertools.count()
     started = time.perf_counter()
-    deadline = time.monotonic() + args.max_seconds
+    args.t0 = time.monotonic()
+    deadline = args.t0 + args.max_seconds
     threads = [threading.Thread(target=run_client, args=(n, args, tickets, deadline, tally), daemon=True)
                for n in range(args.clients)]
     for thread in threads:
