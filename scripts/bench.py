@@ -68,17 +68,18 @@ def bench_ask(data: Path, questions: list[str]) -> None:
     from bot.dialog import Dialog, DialogSettings
     from bot.domain import Question
 
-    searcher = open_searcher(data)
-    dialog = Dialog(lambda: searcher, settings=DialogSettings())
-    for q in questions[:5]:  # warm up
-        dialog.respond(Question("bench", "warmup", q))
-    times = []
-    for n, q in enumerate(questions * 3):
-        start = time.perf_counter()
-        dialog.respond(Question("bench", f"user{n}", q))
-        times.append((time.perf_counter() - start) * 1000)
-    print(f"warm ask (dialog + search), {len(times)} questions: p50 {_pct(times, 50):.1f} ms, "
-          f"p99 {_pct(times, 99):.1f} ms")
+    for label, cache in (("new questions", 0), ("repeated questions", 4096)):
+        searcher = open_searcher(data, query_cache=cache)
+        dialog = Dialog(lambda s=searcher: s, settings=DialogSettings())
+        for q in questions:  # warm up (and, with the cache on, every question has been asked once)
+            dialog.respond(Question("bench", "warmup", q))
+        times = []
+        for n, q in enumerate(questions * 3):
+            start = time.perf_counter()
+            dialog.respond(Question("bench", f"user{n}", q))
+            times.append((time.perf_counter() - start) * 1000)
+        print(f"warm ask (dialog + search), {label}, {len(times)} asks: p50 {_pct(times, 50):.1f} ms, "
+              f"p99 {_pct(times, 99):.1f} ms")
 
 
 def bench_scale(data: Path, size: int, questions: list[str]) -> None:
@@ -89,7 +90,7 @@ def bench_scale(data: Path, size: int, questions: list[str]) -> None:
     start = time.perf_counter()
     build_from_documents(docs, data)
     build_s = time.perf_counter() - start
-    searcher = open_searcher(data)
+    searcher = open_searcher(data, query_cache=0)
     for q in questions[:5]:
         searcher.search(q)
     times = []
