@@ -41,6 +41,15 @@ FACT_TYPES: tuple[FactType, ...] = (
 )
 
 
+# Asked for a number or a target: not a reason to abstain (plans are full of numbers), but the
+# sentence that states one is the better quote.
+QUANTITY = FactType(
+    "quantity",
+    re.compile(r"多少|几[所个项万岁年期届成]|目标|比例|比率|占比|how (?:many|much)|\bpercent", re.I),
+    re.compile(r"\d"),
+)
+
+
 def expected_facts(question: str) -> tuple[FactType, ...]:
     """The answer types ``question`` asks for (usually none)."""
     return tuple(fact for fact in FACT_TYPES if fact.asked.search(question))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index.domain import Chunk, Document, Hit, WorkItem
-from index.facts import expected_facts, states_fact
+from index.facts import QUANTITY, expected_facts, states_fact
 from index.store import StoredIndex, load_index
 
 # A question asking for a price, a time or an address that no found item states is not answered,
@@ -92,7 +92,8 @@ class Searcher:
         scored = self._score_items(candidates, qvec, lexical)
         scored["fused"] = scored["fused"] - self._year_penalty(question, candidates)
         order = np.argsort(-scored["fused"], kind="stable")[:k]
-        hits = tuple(self._hit(candidates[i], scored, i, tokens, qvec, lexical) for i in order)
+        wants_quantity = bool(QUANTITY.asked.search(question))
+        hits = tuple(self._hit(candidates[i], scored, i, tokens, qvec, lexical, wants_quantity) for i in order)
         if not self._states_expected_facts(question, candidates[order]):
             hits = tuple(replace(h, confidence=min(h.confidence, UNSTATED_FACT_CONFIDENCE)) for h in hits)
         confidence = hits[0].confidence
@@ -174,24 +175,29 @@ class Searcher:
         fused = _unit(dense) + f.lexical * lex
         return {"fused": fused, "dense": dense, "lex": lex, "d_sent": d_sent}
 
-    def _hit(self, item: int, scored: dict, n: int, tokens: Sequence[str], qvec, lexical) -> Hit:
+    def _hit(self, item: int, scored: dict, n: int, tokens: Sequence[str], qvec, lexical,
+             wants_quantity: bool) -> Hit:
         chunk = self.stored.chunks[self._item_chunk[item][0]]
         coverage = self._coverage(tokens, chunk)
         confidence = self._confidence(float(scored["dense"][n]), coverage)
         return Hit(
             doc_id=chunk.doc_id, doc_title=chunk.doc_title, year=chunk.year, section=chunk.section,
             item_number=chunk.item_number, item_title=chunk.item_title, item_locator=chunk.item_locator,
-            sentences=self._best_sentences(item, qvec, lexical),
+            sentences=self._best_sentences(item, qvec, lexical, wants_quantity),
             score=round(float(scored["fused"][n]), 4), confidence=round(confidence, 4),
             lexical=round(float(scored["lex"][n]), 4), dense=round(float(scored["dense"][n]), 4),
         )
 
-    def _best_sentences(self, item: int, qvec: np.ndarray, lexical: np.ndarray) -> tuple[str, ...]:
+    def _best_sentences(self, item: int, qvec: np.ndarray, lexical: np.ndarray,
+                        wants_quantity: bool = False) -> tuple[str, ...]:
         lo, hi = self._item_chunk[item]
         if hi - lo <= 1:
             return (self.stored.chunks[lo].text,)
         sims = np.asarray(self._vectors[lo + 1:hi]) @ qvec
         score = _unit(sims) + _unit(lexical[lo + 1:hi])
+        if wants_quantity:
+            texts = [c.text for c in self.stored.chunks[lo + 1:hi]]
+            score = score + np.array([0.5 * states_fact(t, QUANTITY) for t in texts], dtype=np.float32)
         best = np.argsort(-score, kind="stable")[: self.fusion.max_sentences]
         # keep a second sentence only when it is nearly as relevant as the first
         keep = [i for i in best if score[i] >= 0.75 * score[best[0]]] or [best[0]]
