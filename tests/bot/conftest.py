@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from bot.app import create_app
 from bot.service import get_service
+from tests.bot.fake_api import FakeAPI
 
 MakeApp = Callable[..., Flask]
 
@@ -75,3 +76,10 @@ def empty_app(make_app: MakeApp) -> Flask:
 @pytest.fixture
 def cli_runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAPI]:
+    """A loopback fake of the WeChat, WeCom and Telegram HTTP APIs (late deliveries land there)."""
+    with FakeAPI() as api:
+        yield api

@@ -18,7 +18,6 @@ from bot.channels._xml import MAX_BODY_BYTES
 from bot.domain import TELEGRAM_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
-from tests.bot.fake_api import FakeAPI
 from tests.bot.platforms import CLASS_SIZE, assert_quotes_class_size_answer
 
 SECRET = "policybot-test_SECRET-1"
@@ -36,12 +35,6 @@ def message(text: str | None = None, *, update_id: int | None = None, **extra: A
     if text is not None:
         msg["text"] = text
     return {"update_id": update_id or next(_update_ids), "message": msg}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAPI]:
-    with FakeAPI() as api:
-        yield api
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from bot.domain import WECHAT_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
 from bot.storage import Storage
-from tests.bot.fake_api import FakeAPI
 from tests.bot.platforms import (
     ACCOUNT,
     AES_KEY,
@@ -183,12 +182,6 @@ def post(client, push):
 def reply_text(response) -> str | None:
     fields = platform.open_reply(response.data)
     return None if fields is None else fields["Content"]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAPI]:
-    with FakeAPI() as api:
-        yield api
 
 
 @pytest.fixture

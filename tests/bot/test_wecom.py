@@ -20,7 +20,6 @@ from bot.channels._xml import MAX_BODY_BYTES
 from bot.domain import WECHAT_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
-from tests.bot.fake_api import FakeAPI
 from tests.bot.platforms import (
     AES_KEY,
     AGENT_ID,
@@ -43,12 +42,6 @@ VECTOR_URL_CHECK = {
     "nonce": "437374425",
     "echostr": "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAPI]:
-    with FakeAPI() as api:
-        yield api
 
 
 @pytest.fixture
