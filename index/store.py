@@ -126,7 +126,7 @@ def build_from_documents(
 ) -> str:
     """Index already parsed documents into a new version and publish it atomically."""
     from index.embed import load_embedder
-    from index.tokenize import Tokenizer
+    from index.tokenize import default_tokenizer
 
     _check_documents(documents)
     report = progress or (lambda stage, done, total: None)
@@ -135,7 +135,7 @@ def build_from_documents(
     with build_lock(data_dir):
         _remove_leftovers(root)
         model = load_embedder(embedder)
-        tokenizer = Tokenizer()
+        tokenizer = default_tokenizer()
         chunks = [c for doc in documents for c in make_chunks(doc)]
         version = _new_version_name()
         tmp = root / f".tmp-{version}"
@@ -144,7 +144,7 @@ def build_from_documents(
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         _write_faiss(tmp / "dense.faiss", vectors)
         report("bm25", 0, 1)
-        _write_bm25(tmp / "bm25", [tokenizer.tokens(_chunk_tokens_text(c)) for c in chunks])
+        _write_bm25(tmp / "bm25", [tokenizer.tokens(_chunk_embed_text(c)) for c in chunks])
         report("bm25", 1, 1)
         _write_json(tmp / "documents.json", [asdict(d) for d in documents])
         _write_json(tmp / "chunks.json", [asdict(c) for c in chunks])
@@ -303,10 +303,6 @@ def _chunk_embed_text(chunk: Chunk) -> str:
     if chunk.kind == "sentence" and chunk.item_title and chunk.item_title not in chunk.text:
         return f"{chunk.item_title}：{chunk.text}"
     return chunk.text
-
-
-def _chunk_tokens_text(chunk: Chunk) -> str:
-    return _chunk_embed_text(chunk)
 
 
 def _check_documents(documents: Sequence[Document]) -> None:

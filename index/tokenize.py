@@ -304,6 +304,12 @@ class Tokenizer:
         return found
 
 
+@functools.lru_cache(maxsize=1)
+def default_tokenizer() -> Tokenizer:
+    """The tokenizer with the shipped resources, created once per process (it loads jieba's dictionary)."""
+    return Tokenizer()
+
+
 def _synonym_pattern(key: str) -> re.Pattern[str]:
     """Chinese keys match as substrings; latin keys on word boundaries, plural s/es allowed.
 
