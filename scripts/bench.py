@@ -45,6 +45,7 @@ def main() -> None:
         bench_build(tmp / "seed")
         bench_ask(tmp / "seed", questions)
         print(f"peak RSS at seed scale (build + serve): {_rss_mb():.0f} MB")
+        bench_library(tmp / "library")
         for size in args.sizes:
             bench_scale(tmp / f"scale-{size}", size, questions)
     print(f"peak RSS after the scale runs: {_rss_mb():.0f} MB")
@@ -80,6 +81,46 @@ def bench_ask(data: Path, questions: list[str]) -> None:
             times.append((time.perf_counter() - start) * 1000)
         print(f"warm ask (dialog + search), {label}, {len(times)} asks: p50 {_pct(times, 50):.1f} ms, "
               f"p99 {_pct(times, 99):.1f} ms")
+
+
+def bench_library(data: Path) -> None:
+    """Admin paths: full re-index of the shared corpus, incremental re-index, upload to first answer."""
+    from bot.app import create_app
+    from index.library import add_document, add_paths, build_library_index
+
+    shared = sorted(p for p in (ROOT.parent / "shared" / "corpus").iterdir()
+                    if p.suffix in (".txt", ".md") and p.name != "SOURCES.md")
+    add_paths(data, shared)
+    start = time.perf_counter()
+    build_library_index(data)
+    print(f"full re-index of ../shared/corpus ({len(shared)} documents, cold cache): "
+          f"{time.perf_counter() - start:.1f} s")
+
+    changed = data.parent / "hengyang-2020-work-plan.txt"
+    text = (ROOT / "corpus" / "hengyang-2020-work-plan.txt").read_text(encoding="utf-8")
+    changed.write_text(text.replace("创建60所文明校园", "创建80所文明校园"), encoding="utf-8")
+    add_document(data, changed)
+    start = time.perf_counter()
+    build_library_index(data)
+    print(f"incremental re-index after changing one sentence of one document: {time.perf_counter() - start:.2f} s")
+
+    # Upload to first answer, in a fresh data dir (its own cold embedding cache) serving the seed.
+    fresh = data.parent / "upload"
+    add_paths(fresh, [ROOT / "corpus"])
+    build_library_index(fresh)
+    client = create_app({"DATA": fresh, "TESTING": True}).test_client()
+    client.post("/api/ask", json={"question": "幼儿园"})  # the app has loaded the current version
+    law = ROOT.parent / "shared" / "corpus" / "xueqianjiaoyufa-2024.txt"
+    start = time.perf_counter()
+    add_document(fresh, law)
+    build_library_index(fresh)
+    while not any("学前教育法" in h["document"] for h in
+                  client.post("/api/ask", json={"question": "学前教育法规定幼儿园的规划和举办"}).get_json()["hits"]):
+        if time.perf_counter() - start > 300:
+            raise SystemExit("the uploaded document was not served within 300 s")
+        time.sleep(0.1)
+    print(f"upload to first answer from a new document ({law.name}: parse, embed, publish, hot swap): "
+          f"{time.perf_counter() - start:.1f} s")
 
 
 def bench_scale(data: Path, size: int, questions: list[str]) -> None:
