@@ -20,7 +20,7 @@ from index.errors import RetrievalError
 log = logging.getLogger(__name__)
 
 #: Paths whose errors are JSON ``{ok, error, status}`` rather than Flask's HTML pages.
-JSON_PATHS = ("/api/", "/healthz")
+JSON_PATHS = ("/api/", "/healthz", "/admin/")
 ops = Blueprint("ops", __name__)
 
 
@@ -43,10 +43,20 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.json.ensure_ascii = False  # answers are Chinese: send them readable (and a third the size)
     service.init_app(app)
     app.extensions["policybot.channels"] = mount_channels(app)
+    _mount_admin(app)
     app.register_blueprint(ops)
     app.register_error_handler(HTTPException, handle_error)
     app.register_error_handler(RetrievalError, handle_error)
     return app
+
+
+def _mount_admin(app: Flask) -> None:
+    """The admin API and page, only when POLICYBOT_ADMIN_TOKEN is set."""
+    from bot import admin
+
+    if admin.configured(app.config):
+        admin.validate(app.config)
+        app.register_blueprint(admin.bp)
 
 
 @ops.get("/healthz")

@@ -1,0 +1,395 @@
+"""The admin page and JSON API under ``/admin``: upload and remove documents, re-index
+in the background, roll back, and read what users asked.
+
+Mounted only when ``POLICYBOT_ADMIN_TOKEN`` is set (:func:`configured`, :func:`validate`,
+like the channel modules). Every API view needs ``Authorization: Bearer <token>``
+(:func:`require_admin_token`); the page ``GET /admin`` holds no data and is served
+without it, its script sends the token the admin typed. Every error of the API is
+``{"ok": false, "error": …, "status": …}`` from the blueprint's one handler
+(:func:`handle_error`).
+
+Endpoints: ``GET/POST /admin/documents``, ``DELETE /admin/documents/<id>``,
+``POST /admin/reindex`` → 202 ``{"job"}``, ``GET /admin/jobs[/<id>]``,
+``GET /admin/versions``, ``POST /admin/rollback``, ``GET /admin/stats``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import tempfile
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask.sansio.blueprints import BlueprintSetupState
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
+
+from bot.errors import ConfigError
+from bot.jobs import FILENAME as JOBS_FILENAME
+from bot.jobs import JobConflict, JobStore, start_reindex
+from index.errors import BuildLocked, CorpusError, IndexNotFound
+from index.library import DocumentNotFound, DocumentRecord
+
+if TYPE_CHECKING:
+    from bot.storage import Storage
+    from index.domain import Document
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", static_url_path="/static")
+SETTINGS: tuple[str, ...] = ("POLICYBOT_ADMIN_TOKEN",)
+JOBS = "policybot.jobs"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MIN_TOKEN_CHARS = 16
+MAX_NAME_CHARS = 120
+_UNSAFE_NAME_CHARS = set('<>:"|?*\\/')
+
+#: Status of each error the admin API expects; anything else is a 500.
+_STATUS: dict[type[Exception], int] = {
+    DocumentNotFound: 404, IndexNotFound: 404, CorpusError: 400, BuildLocked: 409, JobConflict: 409,
+}
+
+
+def configured(config: Mapping[str, Any]) -> bool:
+    """Whether the operator switched the admin API on (``POLICYBOT_ADMIN_TOKEN`` is set)."""
+    return bool(config.get("ADMIN_TOKEN"))
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """:raise ConfigError: the admin token is too short to resist guessing (unset is fine: admin off)."""
+    if not configured(config):
+        return
+    token = str(config.get("ADMIN_TOKEN"))
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+        raise ConfigError(f"POLICYBOT_ADMIN_TOKEN must be at least {MIN_TOKEN_CHARS} characters without spaces; "
+                          "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+@bp.record_once
+def _on_register(state: BlueprintSetupState) -> None:
+    init_app(state.app)
+
+
+def init_app(app: Flask) -> None:
+    """Open the jobs table of the app's data dir (called when the blueprint is registered)."""
+    app.extensions[JOBS] = JobStore(Path(app.config["DATA"]) / JOBS_FILENAME)
+
+
+def require_admin_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse the request with 401 unless it carries ``Authorization: Bearer <POLICYBOT_ADMIN_TOKEN>``."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs: Any) -> Any:
+        expected = str(current_app.config.get("ADMIN_TOKEN") or "").encode()
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest: the time taken must not tell how much of a guess was right.
+        if not (expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)):
+            raise Unauthorized("a valid admin token is required: send Authorization: Bearer <POLICYBOT_ADMIN_TOKEN>")
+        return view(**kwargs)
+
+    return wrapped
+
+
+@bp.before_request
+def _allow_uploads() -> None:
+    # The app refuses bodies over 1 MiB (webhooks are small); documents may be bigger.
+    request.max_content_length = MAX_UPLOAD_BYTES
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # the library and the log are not for shared caches
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.errorhandler(Exception)
+def handle_error(exc: Exception) -> tuple[Response, int]:
+    """The admin API's one error handler: ``{"ok": false, "error", "status"}``."""
+    if isinstance(exc, HTTPException):
+        status, message = exc.code or 500, exc.description or exc.name
+    else:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
+        message = str(exc)
+    if status == 500:
+        log.error("%s %s failed", request.method, request.path, exc_info=exc)
+        message = "internal error (see the server log)"
+    body: dict[str, Any] = {"ok": False, "error": message, "status": status}
+    if isinstance(exc, JobConflict):
+        body["job"] = exc.job.id  # the page watches the running job instead
+    response = jsonify(body)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="policybot admin"'
+    return response, status
+
+
+# -- the page -------------------------------------------------------------------------------
+
+
+@bp.get("")
+def page() -> Response:
+    """The admin page (no data in it: its script logs in with the token and calls the API)."""
+    response = Response(render_template("admin.html", max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+@bp.get("/documents")
+@require_admin_token
+def documents() -> Response:
+    """The library's documents, each with whether the served index version has it as it is now."""
+    return jsonify(library_state(_data_dir()))
+
+
+@bp.post("/documents")
+@require_admin_token
+def upload() -> tuple[Response, int]:
+    """Add the uploaded ``file`` (.txt .md .docx .pdf) to the library; 400 says why a file is refused."""
+    from index.library import add_document, list_documents
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequest('send the document as the multipart form field "file"')
+    name = safe_filename(upload.filename)
+    data = _data_dir()
+    before = {r.doc_id for r in list_documents(data)}
+    with tempfile.TemporaryDirectory(prefix="policybot-upload-") as tmp:
+        path = Path(tmp) / name
+        upload.save(path)
+        try:
+            record = add_document(data, path, filename=name)
+        except CorpusError as exc:
+            # The loader names the temporary file; the admin knows the file by its own name.
+            raise CorpusError(str(exc).replace(str(path), name)) from None
+    body = {**record_json(record), "replaced": record.doc_id in before}
+    return jsonify(body), 201
+
+
+@bp.delete("/documents/<doc_id>")
+@require_admin_token
+def delete(doc_id: str) -> Response:
+    """Take a document out of the library (archived); it is served until the next re-index."""
+    from index.library import remove_document
+
+    return jsonify({**record_json(remove_document(_data_dir(), doc_id)), "removed": True})
+
+
+def safe_filename(name: str) -> str:
+    """``name`` reduced to a safe file name: the last path part, no control or reserved
+    characters, no leading dots, at most :data:`MAX_NAME_CHARS`; unlike werkzeug's
+    ``secure_filename`` it keeps Chinese characters.
+
+    :raise BadRequest: nothing usable is left.
+    """
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    kept = "".join(c for c in base if c not in _UNSAFE_NAME_CHARS and not unicodedata.category(c).startswith("C"))
+    kept = " ".join(kept.split()).lstrip(". ").rstrip(". ")
+    stem, dot, suffix = kept.rpartition(".")
+    if not stem:  # no suffix: the whole name is the stem
+        stem, dot, suffix = suffix, "", ""
+    stem = stem[: MAX_NAME_CHARS - len(dot + suffix)]
+    if not stem:
+        raise BadRequest(f"the file name {name[:60]!r} has no usable characters; rename the file")
+    return f"{stem}{dot}{suffix}"
+
+
+def record_json(record: DocumentRecord) -> dict[str, Any]:
+    """A library record in the API's shape (``id`` rather than ``doc_id``)."""
+    return {"id": record.doc_id, "title": record.title, "year": record.year, "format": record.format,
+            "sections": record.sections, "items": record.items, "sentences": record.sentences,
+            "added": record.added, "filename": record.filename}
+
+
+def library_state(data_dir: Path) -> dict[str, Any]:
+    """The library against the served version: each document's ``status`` is ``served``
+    (indexed as it is), ``changed`` (replaced since) or ``new``; ``removed`` lists served
+    documents no longer in the library. Any of these means a re-index is due."""
+    from index.library import list_documents, load_documents
+    from index.store import current_version
+
+    version = current_version(data_dir)
+    served = {d["doc_id"]: d for d in read_manifest(data_dir, version).get("documents", [])}
+    texts = {doc.doc_id: _sha256(doc.text) for doc in load_documents(data_dir)}
+    rows = []
+    for record in list_documents(data_dir):
+        indexed = served.get(record.doc_id)
+        status = "new" if indexed is None else "served" if indexed["sha256"] == texts.get(record.doc_id) else "changed"
+        rows.append({**record_json(record), "status": status})
+    library = {row["id"] for row in rows}
+    removed = [{"id": d["doc_id"], "title": d["title"]} for d in served.values() if d["doc_id"] not in library]
+    due = bool(removed) or any(row["status"] != "served" for row in rows)
+    return {"version": version, "documents": rows, "removed": removed, "reindex_needed": due}
+
+
+def read_manifest(data_dir: Path, version: str | None) -> dict[str, Any]:
+    """The manifest of index ``version`` ({} when there is none)."""
+    from index.store import index_root
+
+    if not version:
+        return {}
+    try:
+        return json.loads((index_root(data_dir) / version / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+# -- index jobs and versions ----------------------------------------------------------------
+
+
+@bp.post("/reindex")
+@require_admin_token
+def reindex() -> tuple[Response, int, dict[str, str]]:
+    """Start re-indexing the library in the background: 202 ``{"job"}``; 409 while a build runs."""
+    from index.library import list_documents
+    from index.store import build_lock
+
+    data = _data_dir()
+    if not list_documents(data):
+        raise CorpusError("the library is empty; upload documents first")
+    try:
+        # Probe: a build from the CLI holds the lock; fail now (409) rather than in the background.
+        with build_lock(data):
+            pass
+    except BuildLocked:
+        raise BuildLocked("another index build is running (a CLI `policybot index build`?); "
+                          "try again when it has finished") from None
+    job = start_reindex(jobs(), data, embedder=current_app.config["EMBEDDER"],
+                        keep=current_app.config["KEEP_VERSIONS"])
+    return jsonify(job=job.id, state=job.state), 202, {"Location": url_for(".job", job_id=job.id)}
+
+
+@bp.get("/jobs")
+@require_admin_token
+def job_list() -> Response:
+    """The newest jobs first (the page resumes watching a running one)."""
+    return jsonify(jobs=[job.to_json() for job in jobs().recent()])
+
+
+@bp.get("/jobs/<job_id>")
+@require_admin_token
+def job(job_id: str) -> Response:
+    """A job's state, progress (0..1, with its stage and done/total), version and error."""
+    found = jobs().get(job_id)
+    if found is None:
+        raise NotFound(f"no job {job_id!r}; GET /admin/jobs lists the recent ones")
+    return jsonify(found.to_json())
+
+
+@bp.get("/versions")
+@require_admin_token
+def versions() -> Response:
+    """The index versions kept, newest first, and which one is served."""
+    from index.store import current_version, list_versions
+
+    data = _data_dir()
+    rows = []
+    for version in reversed(list_versions(data)):
+        manifest = read_manifest(data, version)
+        counts = manifest.get("counts", {})
+        rows.append({"version": version, "created": manifest.get("created"),
+                     "documents": counts.get("documents"), "items": counts.get("items"),
+                     "titles": [d.get("title") for d in manifest.get("documents", [])]})
+    return jsonify(current=current_version(data), versions=rows)
+
+
+@bp.post("/rollback")
+@require_admin_token
+def rollback() -> Response:
+    """Serve ``{"version": …}``, or without a body the version before the served one."""
+    from index.store import current_version, list_versions
+    from index.store import rollback as roll_back
+
+    body = request.get_json(silent=True) if request.content_length else None
+    if body is not None and not isinstance(body, Mapping):
+        raise BadRequest('the body must be a JSON object like {"version": "…"} (or empty)')
+    version = (body or {}).get("version")
+    if version is not None and not isinstance(version, str):
+        raise BadRequest(f'"version" must be a string, not {type(version).__name__}')
+    data = _data_dir()
+    if version is not None and version not in list_versions(data):
+        raise IndexNotFound(f"no index version {version!r}; GET /admin/versions lists them")
+    previous = current_version(data)
+    return jsonify(version=roll_back(data, version), previous=previous)
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+@bp.get("/stats")
+@require_admin_token
+def stats() -> Response:
+    """Questions per day (30 days), answer rate, top unanswered questions and top cited items."""
+    from bot.service import get_service
+
+    service = get_service()
+    return jsonify(question_stats(service.storage, documents=service.documents()))
+
+
+def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days: int = 30,
+                   today: date | None = None) -> dict[str, Any]:
+    """What the question log says about the last ``days`` days (local time), from ``storage``.
+
+    ``documents`` (the served ones) give cited items their titles.
+    """
+    today = today or date.today()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time()).timestamp()
+    conn = storage.connection()
+    per_day = {day: (asked, unanswered) for day, asked, unanswered in conn.execute(
+        "SELECT date(asked_at, 'unixepoch', 'localtime') AS day, COUNT(*), SUM(abstained) FROM questions"
+        " WHERE asked_at >= ? GROUP BY day", (since,))}
+    # Commands (help, a table of contents, 第N条) answer no search; the rate is over searches only.
+    answered, searched = conn.execute(
+        "SELECT COALESCE(SUM(kind = 'answer' AND abstained = 0), 0), COALESCE(SUM(kind IN ('answer', 'abstain')), 0)"
+        " FROM questions WHERE asked_at >= ?", (since,)).fetchone()
+    cited = conn.execute(
+        "SELECT top_doc, top_item, COUNT(*) AS n FROM questions WHERE asked_at >= ? AND abstained = 0"
+        " AND top_doc IS NOT NULL GROUP BY top_doc, top_item ORDER BY n DESC, top_doc, top_item LIMIT 10",
+        (since,)).fetchall()
+    daily = [(first + timedelta(days=n)).isoformat() for n in range(days)]
+    return {
+        "since": first.isoformat(),
+        "days": [{"date": d, "questions": per_day.get(d, (0, 0))[0], "unanswered": per_day.get(d, (0, 0))[1]}
+                 for d in daily],
+        "questions": sum(asked for asked, _ in per_day.values()),
+        "searches": searched,
+        "answered": answered,
+        "answer_rate": round(answered / searched, 3) if searched else None,
+        "unanswered": [{"question": u.question, "count": u.count, "last_asked": u.last_asked}
+                       for u in storage.unanswered(since=since, limit=10)],
+        "top_items": [_cited_item(documents, doc_id, locator, count) for doc_id, locator, count in cited],
+    }
+
+
+def _cited_item(documents: Sequence[Document], doc_id: str, locator: str | None, count: int) -> dict[str, Any]:
+    doc = next((d for d in documents if d.doc_id == doc_id), None)
+    item = next((i for i in doc.items if i.locator == locator), None) if doc else None
+    return {"document": doc_id, "title": doc.title if doc else None, "item": locator,
+            "item_number": item.number if item else None, "item_title": item.title if item else None,
+            "count": count}
+
+
+def jobs() -> JobStore:
+    """The app's job store."""
+    return current_app.extensions[JOBS]
+
+
+def _data_dir() -> Path:
+    return Path(current_app.config["DATA"])
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
