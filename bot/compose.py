@@ -211,12 +211,12 @@ def _shrink(limit: Limit, reserve: str) -> Limit:
 
 def cite_hit(hit: Hit) -> Citation:
     """The citation of a search hit."""
-    return Citation(hit.doc_title, hit.section, hit.item_number, hit.item_title, hit.item_locator)
+    return Citation(hit.doc_title, hit.section, hit.item_number, hit.item_title, hit.item_locator, hit.item_label)
 
 
 def cite_item(doc: Document, item: WorkItem) -> Citation:
     """The citation of an item of ``doc``, under the section heading the document writes."""
-    return Citation(doc.title, doc.section_of(item).heading, item.number, item.title, item.locator)
+    return Citation(doc.title, doc.section_of(item).heading, item.number, item.title, item.locator, item.label)
 
 
 def item_ref(locator: str, number: int) -> str:

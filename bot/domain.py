@@ -44,10 +44,13 @@ class Citation:
     item_number: int
     item_title: str
     item_locator: str = ""
+    item_label: str = ""
 
     def render(self) -> str:
-        """``《衡阳市教育局2020年工作要点》五、深化教学改革… › 12. 办好普惠优质学前教育``."""
-        return f"《{self.doc_title}》{self.section} › {self.item_number}. {self.item_title}"
+        """``《衡阳市教育局2020年工作要点》五、深化教学改革… › 12. 办好普惠优质学前教育``;
+        a law's article is cited as the law numbers it: ``… › 第十一条 凡年满六周岁的儿童…``."""
+        number = self.item_label if self.item_label.startswith("第") else f"{self.item_number}."
+        return f"《{self.doc_title}》{self.section} › {number} {self.item_title}"
 
 
 @dataclass(frozen=True)

@@ -40,4 +40,5 @@ def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
         start=start,
         end=end,
         hash=content_hash(f"{item.title}\n{text}"),
+        item_label=item.label,
     )

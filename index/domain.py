@@ -105,6 +105,7 @@ class Chunk:
     start: int
     end: int
     hash: str = field(default="")
+    item_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,4 @@ class Hit:
     confidence: float
     lexical: float = 0.0
     dense: float = 0.0
+    item_label: str = ""

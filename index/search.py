@@ -186,6 +186,7 @@ class Searcher:
             sentences=self._best_sentences(item, qvec, lexical, wants_quantity),
             score=round(float(scored["fused"][n]), 4), confidence=round(confidence, 4),
             lexical=round(float(scored["lex"][n]), 4), dense=round(float(scored["dense"][n]), 4),
+            item_label=chunk.item_label,
         )
 
     def _best_sentences(self, item: int, qvec: np.ndarray, lexical: np.ndarray,

@@ -12,7 +12,7 @@ import pytest
 
 from bot import compose
 from bot.compose import Draft, answer_json, fit, fits, item_body, item_parts, render, select_hits
-from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Limit
+from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Citation, Limit
 from index.domain import Hit
 from index.search import SearchResult
 from tests.conftest import CORPUS, SEED, SHARED
@@ -299,3 +299,16 @@ def test_long_toc_is_cut_with_a_hint(seed_doc, law_doc):
     answer = render("toc", Draft(documents=(seed_doc, law_doc), document=law_doc, limit=WECHAT_LIMIT))
     assert answer.truncated and size(answer.text) <= 2048
     assert answer.text.endswith("（目录较长，未能全部显示；可直接回复条目编号查看全文）")
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("12.", "› 12. 办好普惠优质学前教育"),
+        ("第十二条", "› 第十二条 办好普惠优质学前教育"),
+        ("", "› 12. 办好普惠优质学前教育"),
+    ],
+)
+def test_citation_numbers_items_as_the_document_does(label, expected):
+    citation = Citation("衡阳市教育局2020年工作要点", "五、深化教学改革", 12, "办好普惠优质学前教育", "12", label)
+    assert citation.render().endswith(expected)
