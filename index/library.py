@@ -26,6 +26,7 @@ from index.domain import Document
 from index.errors import CorpusError, RetrievalError
 from index.loader import SUPPORTED_FORMATS
 from index.store import Progress, build_from_documents, document_from_dict, expand_paths, index_root, list_versions
+from index.structure import PARSER_VERSION
 
 
 class DocumentNotFound(RetrievalError):
@@ -112,7 +113,7 @@ def load_documents(data_dir: Path) -> list[Document]:
         folder = library_root(data_dir) / record.doc_id
         parsed = folder / "parsed.json"
         cached = json.loads(parsed.read_text(encoding="utf-8")) if parsed.is_file() else {}
-        if cached.get("sha256") == record.sha256:
+        if cached.get("sha256") == record.sha256 and cached.get("parser") == PARSER_VERSION:
             docs.append(document_from_dict(cached["document"]))
             continue
         doc = parse_file(folder / f"original.{record.format}", doc_id=record.doc_id)
@@ -187,7 +188,7 @@ def _archive(data_dir: Path, folder: Path) -> None:
 
 
 def _write_parsed(folder: Path, doc: Document, sha: str) -> None:
-    data = {"sha256": sha, "document": asdict(doc)}
+    data = {"sha256": sha, "parser": PARSER_VERSION, "document": asdict(doc)}
     (folder / "parsed.json").write_text(json.dumps(data, ensure_ascii=False), "utf-8")
 
 

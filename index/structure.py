@@ -57,6 +57,10 @@ _TITLE_CUT = 24
 # -- public API -------------------------------------------------------------------------------
 
 
+#: Bump when a change to this module changes how a document parses: cached parses are then redone.
+PARSER_VERSION = 1
+
+
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
     """Load ``path`` with :func:`index.loader.load_text` and parse it; ``doc_id`` defaults to a slug."""
     path = Path(path)

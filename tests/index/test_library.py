@@ -129,3 +129,19 @@ def test_versions_are_pruned_and_rollback_serves_the_previous(tmp_path, embeddin
 def test_empty_library_build_says_what_to_do(tmp_path):
     with pytest.raises(CorpusError, match="docs add"):
         build_library_index(tmp_path)
+
+
+def test_a_parse_from_an_older_parser_is_redone(tmp_path):
+    import json
+
+    from index.library import load_documents
+
+    record = add_document(tmp_path, SEED)
+    parsed = library_root(tmp_path) / record.doc_id / "parsed.json"
+    data = json.loads(parsed.read_text(encoding="utf-8"))
+    data["document"]["title"] = "stale"
+    parsed.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert load_documents(tmp_path)[0].title == "stale"  # same original, same parser: the cache is used
+    data["parser"] = 0
+    parsed.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert load_documents(tmp_path)[0].title == "衡阳市教育局2020年工作要点"
