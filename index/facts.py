@@ -34,6 +34,13 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*[点时](?:\d{1,2}分|半|整)?(?!五|\d)"),
     ),
     FactType(
+        "procedure",
+        # How to apply/enrol/transfer: plans set goals and rarely give an office's steps.
+        re.compile(r"手续|怎么(?:办理|报名|报考|申请)|如何(?:办理|报名|报考|申请)|办理流程|需要(?:带|准备|提交)什么|"
+                   r"what documents|how (?:do|can) i (?:apply|register|enrol)", re.I),
+        re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
+    ),
+    FactType(
         "address",
         re.compile(r"地址|在哪里办公|办公地点|电话|联系方式|怎么联系|\baddress\b|phone number", re.I),
         re.compile(r"[路街]\d+号|地址[:：]|电话[:：]|\d{3,4}-\d{7,8}|1\d{10}"),

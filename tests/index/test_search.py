@@ -45,7 +45,9 @@ def test_numbers_stay_exact(searcher):
     assert any("新改扩建公办中小学30所" in s for s in hit.sentences)
 
 
-@pytest.mark.parametrize("question", ["校服一套多少钱", "明天天气怎么样", "市教育局办公地址在哪里"])
+@pytest.mark.parametrize(
+    "question", ["校服一套多少钱", "明天天气怎么样", "市教育局办公地址在哪里", "怎么给孩子办转学手续"]
+)
 def test_unanswerable_questions_abstain_with_suggestions(searcher, question):
     result = searcher.search(question, k=3)
     assert result.abstained
