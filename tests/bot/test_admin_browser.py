@@ -2,37 +2,27 @@
 uploads a document, re-indexes, and asks a question whose answer cites the new
 document, against a real server over loopback.
 
-The server is ``policybot serve`` in a subprocess when ``create_app`` mounts the admin
-blueprint; until it does, the same app with the blueprint registered runs in a
-werkzeug server thread. Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``
+The server is ``policybot serve`` in a subprocess. Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``
 (``scripts/install_browser.sh``); skipped without them.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot import admin
+from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import LAW, LAW_QUESTION, LAW_TITLE, TOKEN, prepare_library, warm_embeddings
-from tests.conftest import ROOT, SEED
+from tests.conftest import SEED
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path("/tmp/admin.png")
-START_TIMEOUT_S = 60.0
 STEP_TIMEOUT_S = 30.0
 JOB_TIMEOUT_S = 120.0
-LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,87 +35,14 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pi
 # -- the server -------------------------------------------------------------------------------
 
 
-class ServeProcess:
-    """``policybot serve --workers 1`` in its own process group, on a port the OS picks."""
-
-    def __init__(self, data: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
-        env.update(POLICYBOT_DATA=str(data), POLICYBOT_ADMIN_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", "0", "--workers", "1"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.log: list[str] = []
-        self.url: str | None = None
-        self._found = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._found.wait(START_TIMEOUT_S) or self.url is None:
-            self.stop()
-            raise AssertionError("server did not start:\n" + "".join(self.log))
-
-    def _read(self) -> None:
-        for line in self.process.stdout:  # to the end, or the server would block on a full pipe
-            self.log.append(line)
-            match = LISTENING.search(line)
-            if match and self.url is None:
-                self.url = match.group(1)
-                self._found.set()
-        self._found.set()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        self._reader.join(timeout=5)
-        self.process.stdout.close()
-
-
-class ServeThread:
-    """The same app, with the admin blueprint registered here, in a werkzeug server thread."""
-
-    def __init__(self, data: Path, instance: Path) -> None:
-        from werkzeug.serving import make_server
-
-        from bot.app import create_app
-
-        self.app = create_app({"DATA": data, "ADMIN_TOKEN": TOKEN}, instance_path=instance)
-        if "admin" not in self.app.blueprints:
-            self.app.register_blueprint(admin.bp)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        from bot.service import get_service
-
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-        get_service(self.app).close()
-
-
-def _serve_mounts_admin(data: Path, instance: Path) -> bool:
-    from bot.app import create_app
-    from bot.service import get_service
-
-    app = create_app({"DATA": data, "ADMIN_TOKEN": TOKEN}, instance_path=instance)
-    get_service(app).close()
-    return "admin" in app.blueprints
-
-
 @pytest.fixture
-def server(tmp_path, embedding_cache, clean_env) -> Iterator[ServeProcess | ServeThread]:
+def server(tmp_path, embedding_cache, clean_env) -> Iterator[str]:
+    """The base URL of a real ``policybot serve`` with the admin API on, over the seed library."""
     cache = warm_embeddings(embedding_cache, tmp_path / "warm", (SEED, LAW))
     data = prepare_library(tmp_path / "data", cache)
-    running = ServeProcess(data) if _serve_mounts_admin(data, tmp_path / "probe") else ServeThread(
-        data, tmp_path / "instance")
+    running = Server(data, workers=1, env={"POLICYBOT_ADMIN_TOKEN": TOKEN})
     try:
-        yield running
+        yield running.url(START_TIMEOUT_S)
     finally:
         running.stop()
 
@@ -174,7 +91,7 @@ def _text(driver, element_id: str) -> str:
 def test_admin_uploads_reindexes_and_answers_from_the_new_document(server, browser):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{server.url}/admin")
+    browser.get(f"{server}/admin")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login-btn").click()
     _wait(browser, lambda d: "衡阳市教育局2020年工作要点" in _text(d, "docs-body"), what="the document list")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from index.library import add_paths, build_library_index, remove_document
-from tests.bot.test_serve import START_TIMEOUT_S, Server
+from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.conftest import SEED, SHARED
 
 LAW = SHARED / "corpus" / "yiwujiaoyufa-2018.md"

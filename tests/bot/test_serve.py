@@ -5,12 +5,7 @@ loopback HTTP."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +20,7 @@ from bot.config import SETTINGS
 from bot.serve import parse_since
 from bot.storage import FILENAME, LogEntry, Storage
 from index.store import current_version
-from tests.conftest import ROOT
+from tests.bot.servers import START_TIMEOUT_S, Server
 
 # -- serve ------------------------------------------------------------------------------------
 
@@ -144,54 +139,6 @@ def test_log_bad_since_is_a_usage_error(cli_runner, question_log):
 
 
 # -- a real server ----------------------------------------------------------------------------
-
-LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
-START_TIMEOUT_S = 60.0
-
-
-class Server:
-    """``policybot serve`` in a subprocess, on a port the OS picks (no race for a free port)."""
-
-    def __init__(self, data: os.PathLike, workers: int = 2) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
-        env.update(POLICYBOT_DATA=str(data), PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", "0", "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,  # its own process group: stopping it stops its workers too
-        )
-        self.log: list[str] = []
-        self._url: str | None = None
-        self._found = threading.Event()
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-
-    def _read_log(self) -> None:
-        for line in self.process.stdout:  # read to the end, or the workers would block on a full pipe
-            self.log.append(line)
-            match = LISTENING.search(line)
-            if match and not self._found.is_set():
-                self._url = match.group(1)
-                self._found.set()
-        self._found.set()
-
-    def url(self, timeout: float) -> str:
-        if not self._found.wait(timeout) or self._url is None:
-            raise AssertionError("server did not start:\n" + "".join(self.log))
-        return self._url
-
-    def stop(self) -> None:
-        """SIGTERM to the arbiter (it stops its workers); SIGKILL to its group if it hangs."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        self._reader.join(timeout=5)  # the pipe ends with the process group; then close our end
-        self.process.stdout.close()
-
 
 @pytest.fixture
 def server(bot_data) -> Iterator[Server]:
