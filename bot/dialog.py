@@ -25,6 +25,7 @@ from index.search import Searcher, SearchResult
 
 DEFAULT_CONTACT = "如需进一步咨询，请联系衡阳市教育局（可在其官方网站或公众号查询联系方式）。"
 DEFAULT_WELCOME = "您好！我是政策文件问答助手，可以帮您查找教育政策文件的原文规定。"
+MAX_QUESTION_CHARS = 1000  # the web API refuses longer; chat channels are cut to it
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class Dialog:
 
     def respond(self, question: Question, limit: Limit = UNLIMITED) -> Answer:
         """The reply to ``question``, within ``limit``; never raises on odd input."""
+        if len(question.text) > MAX_QUESTION_CHARS:
+            # A pasted essay is not a question; cutting it keeps one message from stalling a worker.
+            question = replace(question, text=question.text[:MAX_QUESTION_CHARS])
         text = normalize(question.text)
         for pattern, handler in COMMANDS:
             match = pattern.fullmatch(text)
@@ -159,7 +163,7 @@ class Dialog:
     def document(self, question: Question, selector: str = "") -> Document | None:
         """The document ``selector`` names (1-based number or part of its title), else the current one."""
         docs = self._searcher().documents
-        if selector.isdigit():
+        if selector.isdecimal() and selector.isascii():  # "❶".isdigit() is True but int("❶") fails
             n = int(selector)
             return docs[n - 1] if 1 <= n <= len(docs) else None
         if selector:

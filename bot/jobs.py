@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import BotError
+from bot.storage import initialise_database
 from index.errors import BuildLocked, RetrievalError
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,7 @@ class JobStore:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
             if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SCHEMA)
+                initialise_database(conn, SCHEMA, name="jobs")
                 self._ready = True
             # IMMEDIATE: check-then-insert in create() must not race another worker.
             conn.execute("BEGIN IMMEDIATE")

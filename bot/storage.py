@@ -261,6 +261,11 @@ class Storage:
 
 
 def _initialise(conn: sqlite3.Connection) -> None:
+    initialise_database(conn, SCHEMA, version=SCHEMA_VERSION, name="question log")
+
+
+def initialise_database(conn: sqlite3.Connection, schema: str, *, version: int | None = None,
+                        name: str = "database") -> None:
     """Switch the file to WAL and create the schema, retrying while another process does the same.
 
     Changing the journal mode needs the database to itself, and SQLite reports that
@@ -270,13 +275,14 @@ def _initialise(conn: sqlite3.Connection) -> None:
     while True:
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(schema)
+            if version is not None:
+                conn.execute(f"PRAGMA user_version={version}")
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
         else:
             if mode != "wal":
-                log.warning("question log: journal mode is %s, not WAL (a network filesystem?)", mode)
+                log.warning("%s: journal mode is %s, not WAL (a network filesystem?)", name, mode)
             return

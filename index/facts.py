@@ -23,8 +23,8 @@ class FactType:
 FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "price",
-        re.compile(r"多少钱|学费|收费标准|费用是多少|要交多少|价格|how much (?:does|is|are).*(?:cost|fee)|\bfees?\b",
-                   re.I),
+        re.compile(r"多少钱|学费|收费标准|费用是多少|要交多少|价格|\bfees?\b|"
+                   r"how much (?:does|is|are)[^.?!。？！]{0,60}(?:cost|fee)", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)|收费标准为|每生每"),
     ),
     FactType(

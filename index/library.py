@@ -15,6 +15,7 @@ stale, and the store embeds only sentences whose content hash is new.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -189,7 +190,10 @@ def _archive(data_dir: Path, folder: Path) -> None:
 
 def _write_parsed(folder: Path, doc: Document, sha: str) -> None:
     data = {"sha256": sha, "parser": PARSER_VERSION, "document": asdict(doc)}
-    (folder / "parsed.json").write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    # Other workers may read it at the same moment: write aside, then rename over.
+    tmp = folder / f".parsed-{time.time_ns()}.json"
+    tmp.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    os.replace(tmp, folder / "parsed.json")
 
 
 def _read_record(path: Path) -> DocumentRecord:

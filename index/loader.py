@@ -15,6 +15,7 @@ import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,8 @@ def _load_docx(path: Path, data: bytes) -> str:
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = [_docx_block(block) for block in document.iter_inner_content()]
-    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, SyntaxError) as exc:
+    except (zipfile.BadZipFile, zlib.error, PackageNotFoundError, KeyError, ValueError, SyntaxError,
+            NotImplementedError, OSError, EOFError) as exc:
         # lxml's XMLSyntaxError is a SyntaxError subclass
         raise CorpusError(f"{path} is a corrupt .docx ({exc})") from exc
     return "\n".join(blocks)

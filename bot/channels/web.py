@@ -12,6 +12,7 @@ Browsers get an anonymous random visitor id in a cookie, so follow-up questions
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,9 @@ def ask() -> Response:
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > MAX_KEY_CHARS:
         raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY_CHARS} characters")
+    if key is not None:
+        # Scoped by the question: a key reused (or guessed) with another question is another request.
+        key = f"{hashlib.sha256(text.encode()).hexdigest()[:16]}:{key}"
     visitor, new = _visitor(request)
     answer = get_service().ask(Question(channel="web", user_id=visitor, text=text), UNLIMITED, dedupe_key=key)
     response = jsonify(answer_json(answer))

@@ -131,3 +131,18 @@ def test_chat_page_without_index_says_how_to_build_one(empty_app):
     response = empty_app.test_client().get("/")
     assert response.status_code == 200
     assert "policybot index build" in response.get_data(as_text=True)
+
+
+def test_an_idempotency_key_reused_with_another_question_gets_its_own_answer(client, app):
+    headers = {"Idempotency-Key": "1"}
+    first = client.post("/api/ask", json={"question": "班额有什么规定？"}, headers=headers).get_json()
+    other = client.post("/api/ask", json={"question": "乡村教师有没有补贴？"}, headers=headers).get_json()
+    assert first["answer"] != other["answer"]
+    assert len(get_service(app).storage.questions()) == 2
+
+
+@pytest.mark.parametrize("question", ["目录 ❶", "❶", "第❷条", "12-❸"])
+def test_unusual_digits_never_cause_a_500(client, question):
+    response = client.post("/api/ask", json={"question": question})
+    assert response.status_code == 200
+    assert response.get_json()["answer"]

@@ -197,3 +197,23 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 def test_supported_formats_are_listed() -> None:
     assert SUPPORTED_FORMATS == ("txt", "md", "docx", "pdf")
+
+
+def test_damaged_docx_is_a_corpus_error_never_a_crash(tmp_path) -> None:
+    import random
+
+    original = (CORPUS / "formats/hengyang-2020-work-plan.docx").read_bytes()
+    rng = random.Random(7)
+    for n in range(60):
+        data = bytearray(original)
+        if n % 3 == 0:
+            data = data[: rng.randrange(100, len(data))]
+        else:
+            for _ in range(8):
+                data[rng.randrange(30, len(data))] ^= 0xFF
+        path = tmp_path / f"damaged-{n}.docx"
+        path.write_bytes(bytes(data))
+        try:
+            load_text(path)
+        except CorpusError as exc:
+            assert path.name in str(exc)
