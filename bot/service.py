@@ -213,16 +213,20 @@ def init_app(app: Flask) -> Service:
     from dataclasses import replace
 
     from bot.dialog import Dialog, DialogSettings
+    from bot.sessions import SharedSessionMemory
 
     data_dir = Path(app.config["DATA"])
     searchers = SearcherProvider(data_dir, embedder=app.config["EMBEDDER"])
     settings = DialogSettings()
     if app.config.get("CONTACT_TEXT"):
         settings = replace(settings, contact_text=app.config["CONTACT_TEXT"])
+    storage = Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT"))
+    # Follow-ups must work whichever worker a user's next message reaches.
+    memory = SharedSessionMemory(storage, ttl_s=settings.followup_ttl_s)
     service = Service(
         searchers=searchers,
-        dialog=Dialog(searchers, settings=settings),
-        storage=Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT")),
+        dialog=Dialog(searchers, settings=settings, memory=memory),
+        storage=storage,
         metrics=Metrics(),
     )
     app.extensions[EXTENSION] = service

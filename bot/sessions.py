@@ -2,17 +2,20 @@
 
 A short follow-up ("那高中呢？", "还有呢") only makes sense against the same user's
 previous question, so the memory is keyed by ``(channel, user_id)``, expires after a
-TTL, and is bounded (least recently used users are dropped first). It lives in the
-process: a restart forgets, which for a few minutes of context is acceptable.
+TTL, and is bounded (least recently used users are dropped first).
+:class:`SessionMemory` lives in one process (the CLI, tests); the server uses
+:class:`SharedSessionMemory`, kept in SQLite, because a user's next message may reach
+another worker. A restart may forget; for a few minutes of context that is acceptable.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 SessionKey = tuple[str, str]
 
@@ -82,3 +85,67 @@ class SessionMemory:
     def __len__(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+
+class SharedSessionMemory:
+    """The same memory kept in the bot's SQLite store, so every gunicorn worker sees it.
+
+    With several workers a user's follow-up ("那高中呢？", "回复 25") often reaches another
+    worker than the question it follows; an in-process memory would lose the context (or
+    open item 25 of the wrong document). Users are stored only as the store's salted hash,
+    and sessions older than the TTL are deleted as new ones are written.
+    """
+
+    def __init__(self, storage, *, ttl_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive (got {ttl_s})")
+        self.storage = storage
+        self.ttl_s = ttl_s
+        self._clock = clock  # wall time: the workers share no monotonic clock
+        with storage.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS sessions (user TEXT PRIMARY KEY, data TEXT NOT NULL, "
+                         "at REAL NOT NULL)")
+            conn.execute("CREATE INDEX IF NOT EXISTS sessions_at ON sessions (at)")
+
+    def get(self, key: SessionKey) -> Session | None:
+        """The user's session if it is younger than the TTL, else None."""
+        row = self.storage.connection().execute(
+            "SELECT data FROM sessions WHERE user = ? AND at >= ?", (self._user(key), self._clock() - self.ttl_s)
+        ).fetchone()
+        return _load(row[0]) if row else None
+
+    def update(self, key: SessionKey, **changes) -> Session:
+        """Change fields of the user's live session (or a fresh one) and restart its TTL."""
+        now = self._clock()
+        user = self._user(key)
+        with self.storage.transaction() as conn:
+            row = conn.execute("SELECT data FROM sessions WHERE user = ? AND at >= ?",
+                               (user, now - self.ttl_s)).fetchone()
+            session = replace(_load(row[0]) if row else Session(), **changes, at=now)
+            conn.execute("INSERT OR REPLACE INTO sessions (user, data, at) VALUES (?, ?, ?)",
+                         (user, _dump(session), now))
+            conn.execute("DELETE FROM sessions WHERE at < ?", (now - self.ttl_s,))
+        return session
+
+    def forget(self, key: SessionKey) -> None:
+        with self.storage.transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE user = ?", (self._user(key),))
+
+    def __len__(self) -> int:
+        now = self._clock()
+        row = self.storage.connection().execute("SELECT COUNT(*) FROM sessions WHERE at >= ?",
+                                                (now - self.ttl_s,)).fetchone()
+        return int(row[0])
+
+    def _user(self, key: SessionKey) -> str:
+        return self.storage.hash("\x1f".join(key))
+
+
+def _dump(session: Session) -> str:
+    return json.dumps(asdict(session), ensure_ascii=False)
+
+
+def _load(text: str) -> Session:
+    data = json.loads(text)
+    data["shown"] = tuple(tuple(pair) for pair in data.get("shown", ()))
+    return Session(**data)
