@@ -414,3 +414,13 @@ def test_appid_mismatch_is_logged(safe, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         assert post(safe, _other_appid()).status_code == 403
     assert any("appid mismatch" in r.getMessage() for r in caplog.records)
+
+
+def test_without_a_courier_a_late_answer_is_still_given_not_dropped(make_wechat, fake) -> None:
+    # No AppSecret: no customer-service API. Replying "success" would lose the answer for good.
+    client = make_wechat(ANSWER_BUDGET_S=0.001, WECHAT_SECRET="").test_client()
+    response = post(client, platform.push(platform.text(CLASS_SIZE)))
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) != "success"
+    assert "大班额" in response.get_data(as_text=True)
+    assert fake.sent("message/custom/send") == []
