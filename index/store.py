@@ -31,9 +31,10 @@ import numpy as np
 from index.chunks import make_chunks
 from index.domain import Chunk, Document, Section, Sentence, WorkItem
 from index.errors import BuildLocked, CorpusError, IndexMismatch, IndexNotFound
+from index.loader import SUPPORTED_FORMATS
 
 FORMAT_VERSION = 1
-SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
+SUPPORTED_SUFFIXES = tuple(f".{f}" for f in SUPPORTED_FORMATS)
 HNSW_THRESHOLD = 20_000  # below this many chunks an exact flat index is both faster to build and exact
 
 Progress = Callable[[str, int, int], None]
@@ -89,7 +90,8 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
         else:
             raise CorpusError(f"{path}: no such file or folder")
     if not files:
-        raise CorpusError(f"no documents found in {', '.join(map(str, paths))} (supported: .txt .md .docx .pdf)")
+        supported = " ".join(SUPPORTED_SUFFIXES)
+        raise CorpusError(f"no documents found in {', '.join(map(str, paths))} (supported: {supported})")
     return files
 
 
