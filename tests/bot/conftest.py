@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bot import delivery
 from bot.app import create_app
 from bot.service import get_service
 from tests.bot.fake_api import FakeAPI
@@ -53,6 +54,7 @@ def make_app(tmp_path, clean_env) -> Iterator[MakeApp]:
 
     yield make
     for app in apps:
+        delivery.shutdown(app)  # late answers in flight finish before the store closes
         get_service(app).close()
 
 

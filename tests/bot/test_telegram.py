@@ -5,14 +5,13 @@ fake Bot API."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import delivery
 from bot.channels import telegram
 from bot.channels._xml import MAX_BODY_BYTES
 from bot.domain import TELEGRAM_LIMIT
@@ -38,17 +37,9 @@ def message(text: str | None = None, *, update_id: int | None = None, **extra: A
 
 
 @pytest.fixture
-def make_telegram(make_app, bot_data, fake) -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(**settings: Any) -> Flask:
-        app = make_app({"DATA": bot_data, "TELEGRAM_SECRET": SECRET, **settings})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        delivery.shutdown(app)
+def make_telegram(make_app, bot_data, fake) -> Callable[..., Flask]:
+    """``make_telegram(**settings)``: the app over the real index with /telegram mounted."""
+    return lambda **settings: make_app({"DATA": bot_data, "TELEGRAM_SECRET": SECRET, **settings})
 
 
 @pytest.fixture
@@ -101,10 +92,7 @@ def test_a_redelivered_update_is_answered_once_and_logged_once(make_telegram) ->
 
 def test_without_an_index_the_user_gets_a_polite_line(make_app) -> None:
     app = make_app({"TELEGRAM_SECRET": SECRET})  # no index published in this data dir
-    try:
-        reply = send(app.test_client(), message(CLASS_SIZE)).get_json()
-    finally:
-        delivery.shutdown(app)
+    reply = send(app.test_client(), message(CLASS_SIZE)).get_json()
     assert reply["text"] == telegram.SORRY
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import xmltodict
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import compose, delivery
+from bot import compose
 from bot.channels import wechat
 from bot.channels._xml import (
     MAX_BODY_BYTES,
@@ -185,19 +184,11 @@ def reply_text(response) -> str | None:
 
 
 @pytest.fixture
-def make_wechat(make_app, bot_data, fake) -> Iterator[Callable[..., Flask]]:
+def make_wechat(make_app, bot_data, fake) -> Callable[..., Flask]:
     """``make_wechat(**settings)``: the app over the real index with /wechat mounted (plaintext mode)."""
-    apps: list[Flask] = []
-
-    def make(**settings: Any) -> Flask:
-        app = make_app({"DATA": bot_data, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
-                        "WECHAT_SECRET": "oa-secret", "API_BASE_WECHAT": fake.base_wechat, **settings})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        delivery.shutdown(app)
+    return lambda **settings: make_app({"DATA": bot_data, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
+                                        "WECHAT_SECRET": "oa-secret", "API_BASE_WECHAT": fake.base_wechat,
+                                        **settings})
 
 
 @pytest.fixture
@@ -283,10 +274,7 @@ def test_other_events_get_plain_success(make_wechat, event, mode) -> None:
 
 def test_without_an_index_the_user_gets_a_polite_line(make_app) -> None:
     app = make_app({"WECHAT_TOKEN": TOKEN})  # no index published in this data dir
-    try:
-        response = post(app.test_client(), platform.push(platform.text(CLASS_SIZE)))
-    finally:
-        delivery.shutdown(app)
+    response = post(app.test_client(), platform.push(platform.text(CLASS_SIZE)))
     assert response.status_code == 200
     assert reply_text(response) == wechat.SORRY
 

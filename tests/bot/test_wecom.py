@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from wechatpy.enterprise.crypto import WeChatCrypto as WorkCrypto
 
-from bot import delivery
 from bot.channels import wecom
 from bot.channels._xml import MAX_BODY_BYTES
 from bot.domain import WECHAT_LIMIT
@@ -45,20 +43,11 @@ VECTOR_URL_CHECK = {
 
 
 @pytest.fixture
-def make_wecom(make_app, bot_data, fake) -> Iterator[Callable[..., Flask]]:
+def make_wecom(make_app, bot_data, fake) -> Callable[..., Flask]:
     """``make_wecom(**settings)``: the app over the real index with /wecom mounted."""
-    apps: list[Flask] = []
-
-    def make(**settings: Any) -> Flask:
-        app = make_app({"DATA": bot_data, "WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY,
-                        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": str(AGENT_ID), "WECOM_SECRET": "w-secret",
-                        "API_BASE_WECOM": fake.base_wecom, **settings})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        delivery.shutdown(app)
+    return lambda **settings: make_app({"DATA": bot_data, "WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY,
+                                        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": str(AGENT_ID),
+                                        "WECOM_SECRET": "w-secret", "API_BASE_WECOM": fake.base_wecom, **settings})
 
 
 @pytest.fixture
