@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import BotError
-from bot.storage import initialise_database
+from bot.storage import immediate_transaction, initialise_database
 from index.errors import BuildLocked, RetrievalError
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,8 @@ class JobStore:
                 initialise_database(conn, SCHEMA, name="jobs")
                 self._ready = True
             # IMMEDIATE: check-then-insert in create() must not race another worker.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 
