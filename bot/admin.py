@@ -16,7 +16,6 @@ Endpoints: ``GET/POST /admin/documents``, ``DELETE /admin/documents/<id>``,
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import json
 import logging
@@ -218,11 +217,11 @@ def library_state(data_dir: Path) -> dict[str, Any]:
     (indexed as it is), ``changed`` (replaced since) or ``new``; ``removed`` lists served
     documents no longer in the library. Any of these means a re-index is due."""
     from index.library import list_documents, load_documents
-    from index.store import current_version
+    from index.store import current_version, document_sha256
 
     version = current_version(data_dir)
     served = {d["doc_id"]: d for d in read_manifest(data_dir, version).get("documents", [])}
-    texts = {doc.doc_id: _sha256(doc.text) for doc in load_documents(data_dir)}
+    texts = {doc.doc_id: document_sha256(doc) for doc in load_documents(data_dir)}
     rows = []
     for record in list_documents(data_dir):
         indexed = served.get(record.doc_id)
@@ -391,5 +390,3 @@ def _data_dir() -> Path:
     return Path(current_app.config["DATA"])
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

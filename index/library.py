@@ -26,7 +26,15 @@ from pathlib import Path
 from index.domain import Document
 from index.errors import CorpusError, RetrievalError
 from index.loader import SUPPORTED_FORMATS
-from index.store import Progress, build_from_documents, document_from_dict, expand_paths, index_root, list_versions
+from index.store import (
+    Progress,
+    build_from_documents,
+    document_from_dict,
+    expand_paths,
+    index_root,
+    list_versions,
+    require_items,
+)
 from index.structure import PARSER_VERSION
 
 
@@ -71,8 +79,7 @@ def add_document(data_dir: Path, path: Path, *, filename: str | None = None,
         raise CorpusError(f"{name}: unsupported format; use one of " + ", ".join(f".{f}" for f in SUPPORTED_FORMATS))
     doc_id = doc_id or slug(Path(name).stem)
     doc = parse_file(path, doc_id=doc_id) if path.suffix.lower() == suffix else _parse_as(path, suffix, doc_id)
-    if not doc.items:
-        raise CorpusError(f"{name}: no sections or numbered items found; is this a policy document?")
+    require_items(doc, name)
     return _store(data_dir, path, doc, name, suffix)
 
 
@@ -83,8 +90,7 @@ def add_paths(data_dir: Path, paths: Sequence[Path]) -> list[DocumentRecord]:
     files = expand_paths(paths)
     docs = [parse_file(f) for f in files]
     for f, doc in zip(files, docs, strict=True):
-        if not doc.items:
-            raise CorpusError(f"{f}: no sections or numbered items found; is this a policy document?")
+        require_items(doc, str(f))
     return [_store(data_dir, f, doc, f.name, f.suffix.lower()) for f, doc in zip(files, docs, strict=True)]
 
 

@@ -15,6 +15,7 @@ unchanged sentence is never embedded twice.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -307,14 +308,23 @@ def _chunk_embed_text(chunk: Chunk) -> str:
     return chunk.text
 
 
+def require_items(doc: Document, name: str) -> None:
+    """Refuse a document with nothing to cite (a letter, a story): ``name`` is how the user knows it."""
+    if not doc.items:
+        raise CorpusError(f"{name}: no sections or numbered items found; is this a policy document?")
+
+
+def document_sha256(doc: Document) -> str:
+    """Hash of a document's text, as recorded in the manifest (compare it to see what is served)."""
+    return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+
+
 def _check_documents(documents: Sequence[Document]) -> None:
     if not documents:
         raise CorpusError("nothing to index: no documents given")
     seen: dict[str, str] = {}
     for doc in documents:
-        if not doc.items:
-            raise CorpusError(f"{doc.source or doc.doc_id}: no sections or numbered items found; "
-                              "is this a policy document?")
+        require_items(doc, doc.source or doc.doc_id)
         if doc.doc_id in seen:
             raise CorpusError(f"two documents share the id {doc.doc_id!r}: {seen[doc.doc_id]} and {doc.source}")
         seen[doc.doc_id] = doc.source
@@ -354,7 +364,7 @@ def _manifest(version: str, documents: Sequence[Document], chunks: Sequence[Chun
 def _document_summary(doc: Document) -> dict:
     return {
         "doc_id": doc.doc_id, "title": doc.title, "year": doc.year, "source": doc.source,
-        "format": doc.format, "sha256": _sha256(doc.text), "sections": len(doc.sections),
+        "format": doc.format, "sha256": document_sha256(doc), "sections": len(doc.sections),
         "items": len(doc.items), "sentences": sum(len(i.sentences) for i in doc.items),
     }
 
@@ -394,12 +404,6 @@ def _remove_leftovers(root: Path) -> None:
 def _new_version_name() -> str:
     # Names sort in build order (rollback and pruning rely on it), down to the microsecond.
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
-
-
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _write_json(path: Path, data) -> None:
