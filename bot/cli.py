@@ -20,10 +20,19 @@ from index.errors import RetrievalError
 
 
 def settings():
-    """The same settings the server reads: defaults, instance/config.py, instance/.env, POLICYBOT_*."""
+    """The same settings the server reads: defaults, instance/config.py, instance/.env, POLICYBOT_*.
+
+    Read once per command (kept on the root click context), not once per use.
+    """
     from bot.serve import load_settings
 
-    return load_settings()
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return load_settings()
+    meta = ctx.find_root().meta
+    if "policybot.settings" not in meta:
+        meta["policybot.settings"] = load_settings()
+    return meta["policybot.settings"]
 
 
 def data_dir() -> Path:
