@@ -18,6 +18,9 @@ from bot.domain import UNLIMITED, Answer, Citation, Limit
 from index.domain import Document, Hit, WorkItem
 from index.search import SearchResult
 
+#: What a channel says when the service itself failed (no index, an internal error): no 500 for users.
+SORRY = "抱歉，暂时无法回答，请稍后再试。"
+
 
 @dataclass(frozen=True)
 class Phrases:

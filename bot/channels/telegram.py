@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from bot.channels._xml import Rejected, read_body
+from bot.compose import SORRY
 from bot.delivery import TELEGRAM_API_BASE, TelegramCourier, answer_in_time, courier_for
 from bot.domain import TELEGRAM_LIMIT, Question
 from bot.service import get_service
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("telegram", __name__, url_prefix="/telegram")
 SETTINGS = ("POLICYBOT_TELEGRAM_SECRET",)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-SORRY = "抱歉，暂时无法回答，请稍后再试。"
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 

@@ -36,6 +36,7 @@ from wechatpy.utils import check_signature
 from bot import compose
 from bot.channels._xml import CDataField, Rejected, ReplayGuard, check_fresh, clip_utf8, load_xml, read_body
 from bot.channels._xml import require_fields as require
+from bot.compose import SORRY
 from bot.delivery import (
     WECHAT_API_BASE,
     Courier,
@@ -53,7 +54,6 @@ bp = Blueprint("wechat", __name__, url_prefix="/wechat")
 SETTINGS = ("POLICYBOT_WECHAT_TOKEN", "POLICYBOT_WECHAT_AES_KEY", "POLICYBOT_WECHAT_APPID",
             "POLICYBOT_WECHAT_SECRET", "POLICYBOT_API_BASE_WECHAT")
 
-SORRY = "抱歉，暂时无法回答，请稍后再试。"
 
 
 # Handlers: one per message kind, found by dict lookup with an explicit fallback ---------------
