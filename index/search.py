@@ -74,7 +74,12 @@ class Searcher:
         self.fusion = fusion or Fusion()
         self.version = stored.version
         self.documents = tuple(sorted(stored.documents, key=lambda d: d.year or 0, reverse=True))
-        self._items, self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
+        self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
+        self._item_year = np.array([stored.chunks[lo].year or 0 for lo, _ in self._item_chunk], dtype=np.int64)
+        # 今年/去年 are relative to the newest yearly document (a plan titled with its year),
+        # not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
+        yearly = [d.year for d in self.documents if d.year and str(d.year) in d.title]
+        self._this_year = max(yearly) if yearly else None
         self._vectors = stored.vectors
         self._query_vectors = _LRU(query_cache)
 
@@ -127,7 +132,7 @@ class Searcher:
     def _year_penalty(self, question: str, items: np.ndarray) -> np.ndarray:
         """Push down items of other documents when the question names a year that a document has."""
         year = self._asked_year(question)
-        years = np.array([self.stored.chunks[self._item_chunk[i][0]].year or 0 for i in items])
+        years = self._item_year[items]
         if year is None or year not in years:
             return np.zeros(len(items), dtype=np.float32)
         return np.where(years == year, 0.0, self.fusion.other_year_penalty).astype(np.float32)
@@ -135,12 +140,9 @@ class Searcher:
     def _asked_year(self, question: str) -> int | None:
         if match := _YEAR.search(question):
             return int(match.group(1))
-        # 今年/去年 are relative to the newest yearly document (a plan titled with its year),
-        # not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
-        yearly = [d.year for d in self.documents if d.year and str(d.year) in d.title]
         for pattern, offset in _RELATIVE_YEARS:
-            if yearly and pattern.search(question):
-                return max(yearly) + offset
+            if self._this_year is not None and pattern.search(question):
+                return self._this_year + offset
         return None
 
     # -- stages ---------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class Searcher:
         lex = 0.5 * (_unit(l_item) + _unit(l_sent))
         dense = f.dense_item * d_item + f.dense_sentence * d_sent
         fused = _unit(dense) + f.lexical * lex
-        return {"fused": fused, "dense": dense, "lex": lex, "d_sent": d_sent}
+        return {"fused": fused, "dense": dense, "lex": lex}
 
     def _hit(self, item: int, scored: dict, n: int, tokens: Sequence[str], qvec, lexical,
              wants_quantity: bool) -> Hit:
@@ -270,8 +272,8 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
-def _item_layout(chunks: Sequence[Chunk]) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Item starts, the [lo, hi) chunk range of each item, and the item of each chunk.
+def _item_layout(chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """The [lo, hi) chunk range of each item, and the item of each chunk.
 
     Chunks come item chunk first, then its sentences (see :func:`index.chunks.make_chunks`).
     """
@@ -281,7 +283,7 @@ def _item_layout(chunks: Sequence[Chunk]) -> tuple[list[int], np.ndarray, np.nda
     chunk_item = np.zeros(len(chunks), dtype=np.int64)
     for n, (lo, hi) in enumerate(ranges):
         chunk_item[lo:hi] = n
-    return starts, ranges, chunk_item
+    return ranges, chunk_item
 
 
 @lru_cache(maxsize=4096)
