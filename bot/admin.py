@@ -48,6 +48,7 @@ JOBS = "policybot.jobs"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MIN_TOKEN_CHARS = 16
 MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 200  # UTF-8 bytes: file systems allow 255 per name, and a Chinese character takes 3
 _UNSAFE_NAME_CHARS = set('<>:"|?*\\/')
 
 #: Status of each error the admin API expects; anything else is a 500.
@@ -188,8 +189,9 @@ def delete(doc_id: str) -> Response:
 
 def safe_filename(name: str) -> str:
     """``name`` reduced to a safe file name: the last path part, no control or reserved
-    characters, no leading dots, at most :data:`MAX_NAME_CHARS`; unlike werkzeug's
-    ``secure_filename`` it keeps Chinese characters.
+    characters, no leading dots, at most :data:`MAX_NAME_CHARS` characters and
+    :data:`MAX_NAME_BYTES` UTF-8 bytes (cut by bytes, never inside a character); unlike
+    werkzeug's ``secure_filename`` it keeps Chinese characters.
 
     :raise BadRequest: nothing usable is left.
     """
@@ -199,10 +201,16 @@ def safe_filename(name: str) -> str:
     stem, dot, suffix = kept.rpartition(".")
     if not stem:  # no suffix: the whole name is the stem
         stem, dot, suffix = suffix, "", ""
+    suffix = _clip_utf8(suffix, 16)  # a real one is short; a long one is refused later as unsupported
     stem = stem[: MAX_NAME_CHARS - len(dot + suffix)]
+    stem = _clip_utf8(stem, MAX_NAME_BYTES - len((dot + suffix).encode("utf-8"))).rstrip(". ")
     if not stem:
         raise BadRequest(f"the file name {name[:60]!r} has no usable characters; rename the file")
     return f"{stem}{dot}{suffix}"
+
+
+def _clip_utf8(text: str, max_bytes: int) -> str:
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def record_json(record: DocumentRecord) -> dict[str, Any]:
@@ -311,7 +319,8 @@ def rollback() -> Response:
     from index.store import current_version, list_versions
     from index.store import rollback as roll_back
 
-    body = request.get_json(silent=True) if request.content_length else None
+    # Not silent: a body that is not JSON (or nests too deeply) is a 400, not "no body".
+    body = request.get_json(force=True) if request.content_length else None
     if body is not None and not isinstance(body, Mapping):
         raise BadRequest('the body must be a JSON object like {"version": "…"} (or empty)')
     version = (body or {}).get("version")

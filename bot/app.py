@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot.safejson import JSONProvider
 from index.errors import RetrievalError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
                 instance_relative_config=True)
     load_config(app.config, test_config, instance_path=Path(app.instance_path))
+    app.json = JSONProvider(app)  # a body nested 20,000 deep is a 400, not a RecursionError
     app.json.ensure_ascii = False  # answers are Chinese: send them readable (and a third the size)
     service.init_app(app)
     app.extensions["policybot.channels"] = mount_channels(app)

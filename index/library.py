@@ -37,6 +37,8 @@ from index.store import (
 )
 from index.structure import PARSER_VERSION
 
+MAX_ID_BYTES = 120
+
 
 class DocumentNotFound(RetrievalError):
     """No document with that id is in the library."""
@@ -77,18 +79,24 @@ def add_document(data_dir: Path, path: Path, *, filename: str | None = None,
     suffix = Path(name).suffix.lower()
     if suffix.lstrip(".") not in SUPPORTED_FORMATS:
         raise CorpusError(f"{name}: unsupported format; use one of " + ", ".join(f".{f}" for f in SUPPORTED_FORMATS))
-    doc_id = doc_id or slug(Path(name).stem)
+    doc_id = doc_id or short_id(slug(Path(name).stem))
     doc = parse_file(path, doc_id=doc_id) if path.suffix.lower() == suffix else _parse_as(path, suffix, doc_id)
     require_items(doc, name)
     return _store(data_dir, path, doc, name, suffix)
 
 
+def short_id(doc_id: str, max_bytes: int = MAX_ID_BYTES) -> str:
+    """``doc_id`` cut to ``max_bytes`` of UTF-8 (never inside a character): it names folders,
+    and a file name may hold only 255 bytes, staging and archive suffixes included."""
+    return doc_id.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore").strip("-") or "document"
+
+
 def add_paths(data_dir: Path, paths: Sequence[Path]) -> list[DocumentRecord]:
     """Add every supported file in ``paths``; all are parsed before any is stored."""
-    from index.structure import parse_file
+    from index.structure import parse_file, slug
 
     files = expand_paths(paths)
-    docs = [parse_file(f) for f in files]
+    docs = [parse_file(f, doc_id=short_id(slug(f.stem))) for f in files]
     for f, doc in zip(files, docs, strict=True):
         require_items(doc, str(f))
     return [_store(data_dir, f, doc, f.name, f.suffix.lower()) for f, doc in zip(files, docs, strict=True)]

@@ -11,7 +11,6 @@ The reply is plain text (no ``parse_mode``), so quoted document text needs no es
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from bot import safejson
 from bot.channels._xml import Rejected, read_body
 from bot.compose import SORRY
 from bot.delivery import TELEGRAM_API_BASE, TelegramCourier, answer_in_time, courier_for
@@ -47,7 +47,8 @@ class Chat:
     @property
     def dedupe_key(self) -> str:
         # Telegram redelivers an update with the same update_id until it gets a 2xx.
-        return f"telegram:{self.update_id}"
+        # Keyed by the sender too, like every channel: an id reused by another user is another message.
+        return f"{self.user_id}:{self.update_id}"
 
     def question(self, text: str) -> Question:
         return Question(channel="telegram", user_id=self.user_id, text=text, message_id=str(self.update_id))
@@ -148,8 +149,8 @@ def _check_secret() -> None:
 
 def _load_update(body: bytes) -> tuple[int, str, Mapping[str, Any]]:
     try:
-        update = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        update = safejson.loads(body.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and too deep a nesting are ValueErrors too
         raise Rejected(400, f"body is not JSON: {exc}") from exc
     if not isinstance(update, dict) or not _is_int(update.get("update_id")):
         raise Rejected(400, "not an Update object (no integer update_id)")

@@ -88,8 +88,12 @@ class Turn:
 
     @property
     def dedupe_key(self) -> str:
-        """WeChat's advice: MsgId for messages, FromUserName + CreateTime for events."""
-        return self.fields.get("MsgId") or f"{self.fields['FromUserName']}:{self.fields['CreateTime']}"
+        """The sender with MsgId for messages (WeChat's advice), with CreateTime for events.
+
+        Never MsgId alone: another user's message that reuses an id must not get this one's answer.
+        """
+        sender = self.fields["FromUserName"]
+        return f"{sender}:{self.fields.get('MsgId') or 'event:' + self.fields['CreateTime']}"
 
     def question(self, text: str) -> Question:
         return Question(channel=self.endpoint.name, user_id=self.fields["FromUserName"], text=text,

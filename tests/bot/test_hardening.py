@@ -1,0 +1,119 @@
+"""Issue 9, the defects: bad input gets a clear 4xx, never a 500; the replay guard and the
+dedupe keys hold across workers and users; a deleted database heals itself.
+
+Everything is real: the Flask app from ``create_app`` over a real index, WeChat pushes
+signed and encrypted by wechatpy's own crypto (tests/bot/platforms.py), real files.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from bot.service import get_service
+from tests.bot.platforms import USER, WeChatServer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardening"
+PLAN = FIXTURES / "plan.txt"
+TOKEN = "hardening-admin-token-0123456789"
+TELEGRAM_SECRET = "hardening-secret-1"
+NESTED = b'{"question":"x","y":' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+
+
+@pytest.fixture
+def make(make_app, tmp_path) -> Callable[..., Flask]:
+    """``make(settings, data=…)``: the conftest's real app; DATA defaults to a fresh empty dir."""
+    return lambda settings=None, *, data=None: make_app({"DATA": data or tmp_path / "data", **(settings or {})})
+
+
+def no_tracebacks(caplog) -> None:
+    bad = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage() or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def upload(client, name: str, content: bytes, **fields: str):
+    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(content), filename=name), **fields})
+    return client.post("/admin/documents", data=body, headers={"Authorization": f"Bearer {TOKEN}"},
+                       content_type=f"multipart/form-data; boundary={boundary}")
+
+
+# -- 1. deeply nested JSON ----------------------------------------------------------------------
+
+
+def test_nested_json_on_api_ask_is_a_400_without_a_traceback(make, bot_data, caplog) -> None:
+    client = make(data=bot_data).test_client()
+    caplog.set_level(logging.INFO)
+    response = client.post("/api/ask", data=NESTED, content_type="application/json")
+    assert response.status_code == 400, response.data[:300]
+    assert response.json["ok"] is False and "JSON object" in response.json["error"]
+    no_tracebacks(caplog)
+
+
+def test_nested_json_on_telegram_is_a_400_not_an_html_500(make, bot_data, caplog) -> None:
+    client = make({"TELEGRAM_SECRET": TELEGRAM_SECRET}, data=bot_data).test_client()
+    caplog.set_level(logging.INFO)
+    body = b'{"update_id": 1, "message":' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    response = client.post("/telegram", data=body, headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
+                           content_type="application/json")
+    assert response.status_code == 400
+    no_tracebacks(caplog)
+
+
+def test_nested_json_on_admin_rollback_is_a_400(make, bot_data) -> None:
+    client = make({"ADMIN_TOKEN": TOKEN}, data=bot_data).test_client()
+    response = client.post("/admin/rollback", data=NESTED, content_type="application/json",
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400, response.json
+    assert response.json["ok"] is False
+
+
+# -- 3. duplicates keyed by (channel, sender, MsgId) ------------------------------------------
+
+
+def test_another_users_message_reusing_a_msg_id_gets_its_own_answer(make, bot_data) -> None:
+    app = make({"WECHAT_TOKEN": WeChatServer().token}, data=bot_data)
+    client, wechat = app.test_client(), WeChatServer()
+
+    def ask(user: str, text: str) -> str:
+        push = wechat.push(wechat.text(text, msg_id="7000000000000000042", user=user))
+        response = client.post("/wechat", query_string=push.query, data=push.body)
+        assert response.status_code == 200
+        return wechat.open_reply(response.data)["Content"]
+
+    first = ask(USER, "班额有什么规定？")
+    retry = ask(USER, "班额有什么规定？")
+    other = ask("oAnotherUser000000000000002", "帮助")
+    assert retry == first
+    assert other != first
+    logged = get_service(app).storage.questions()
+    assert [e.question for e in logged] == ["班额有什么规定？", "帮助"]
+
+
+# -- 4. upload names cut by UTF-8 bytes ---------------------------------------------------------
+
+
+def test_an_upload_named_with_500_chinese_characters_is_kept(make, tmp_path) -> None:
+    client = make({"ADMIN_TOKEN": TOKEN}).test_client()
+    response = upload(client, "教" * 500 + ".txt", PLAN.read_bytes())
+    assert response.status_code == 201, response.json
+    name = response.json["filename"]
+    assert name.endswith(".txt") and len(name.encode("utf-8")) <= 255
+    assert response.json["title"] == "示范县教育局2021年工作要点"
+    folders = [p.name for p in (tmp_path / "data" / "documents").iterdir() if not p.name.startswith(".")]
+    assert [len(f.encode("utf-8")) <= 255 for f in folders] == [True]
+
+
+def test_safe_filename_cuts_by_bytes_never_inside_a_character() -> None:
+    from bot.admin import MAX_NAME_BYTES, safe_filename
+
+    for stem in ("教" * 500, "a" + "教" * 300, "ab" + "𠀀" * 200):
+        name = safe_filename(stem + ".docx")
+        assert name.endswith(".docx") and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+        assert stem.startswith(name.removesuffix(".docx"))
