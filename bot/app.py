@@ -8,6 +8,7 @@ There is no module-level app: gunicorn workers and tests each call the factory.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.register_blueprint(ops)
     app.register_error_handler(HTTPException, handle_error)
     app.register_error_handler(RetrievalError, handle_error)
+    app.register_error_handler(sqlite3.Error, handle_database_error)
     return app
 
 
@@ -99,6 +101,15 @@ def handle_error(exc: Exception) -> Response | HTTPException | tuple[Response, i
     status = exc.code or 500
     # A 500 wraps an unexpected exception: its details belong in the log, not in the response.
     return error_response(status, "internal error" if status == 500 else exc.description or exc.name)
+
+
+def handle_database_error(exc: sqlite3.Error) -> tuple[Response, int]:
+    """The shared database failed (disk full, locked too long, not writable): one log line and a
+    503 that says to try again, never a 500 page."""
+    log.error("%s %s: database error: %s", request.method, request.path, exc)
+    if request.path.startswith(JSON_PATHS):
+        return error_response(503, "the bot's database is not available right now; please try again later")
+    return Response("service unavailable; please try again later", status=503, mimetype="text/plain"), 503
 
 
 def error_response(status: int, message: str) -> tuple[Response, int]:

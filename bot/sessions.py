@@ -101,11 +101,7 @@ class SharedSessionMemory:
             raise ValueError(f"ttl_s must be positive (got {ttl_s})")
         self.storage = storage
         self.ttl_s = ttl_s
-        self._clock = clock  # wall time: the workers share no monotonic clock
-        with storage.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS sessions (user TEXT PRIMARY KEY, data TEXT NOT NULL, "
-                         "at REAL NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS sessions_at ON sessions (at)")
+        self._clock = clock  # wall time: the workers share no monotonic clock (the table is in storage.SCHEMA)
 
     def get(self, key: SessionKey) -> Session | None:
         """The user's session if it is younger than the TTL, else None."""

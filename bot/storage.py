@@ -64,7 +64,18 @@ CREATE TABLE IF NOT EXISTS meta (
     name        TEXT PRIMARY KEY,
     value       TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nonces (   -- signed (timestamp, nonce) pairs seen by the webhooks
+    channel     TEXT NOT NULL,
+    timestamp   TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    digest      TEXT NOT NULL,      -- SHA-256 of the body the pair signed
+    seen_at     REAL NOT NULL,
+    PRIMARY KEY (channel, timestamp, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (user TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_at ON sessions (at);
 """
+NONCE_KEEP_S = 3600  # timestamps older than the webhooks' freshness window (minutes) are refused anyway
 
 
 @dataclass(frozen=True)
@@ -110,18 +121,37 @@ class Storage:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        self._ready = False
+        self._abandoned: list[sqlite3.Connection] = []
+        self._salt_stored = False
         self._last_prune = 0.0
 
     # -- connections ------------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened (and the schema created) on first use."""
+        """This thread's connection, opened (and the schema ensured) on first use, and again
+        whenever the file was deleted or replaced under it."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = self._connect()  # a forked child must not reuse its parent's connection
-            self._local.conn, self._local.pid = conn, os.getpid()
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid() and self._same_file():
+            return conn
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            log.warning("%s was deleted or replaced while in use; reopening it (schema recreated)", self.path)
+            self._abandon(conn)
+        conn = self._connect()  # a forked child must not reuse its parent's connection either
+        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.inode = _inode(self.path)
         return conn
+
+    def _same_file(self) -> bool:
+        # One stat per use: an operator who deletes the file gets a fresh database, not "no such table".
+        return _inode(self.path) == getattr(self._local, "inode", None)
+
+    def _abandon(self, conn: sqlite3.Connection) -> None:
+        # Never closed: closing the last connection to the deleted file would make SQLite delete the
+        # -wal and -shm files by name, and those names now belong to the new database.
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+            self._abandoned.append(conn)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,10 +159,12 @@ class Storage:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")  # per connection; safe with WAL
+        _initialise(conn)  # every time: the file may be new (deleted by hand) even if this process is not
+        if self._salt is not None and self._salt_stored:
+            # Keep user hashes stable across a deleted database: put back the salt in use.
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('log_salt', ?)",
+                         (self._salt.decode("utf-8"),))
         with self._lock:
-            if not self._ready:
-                _initialise(conn)
-                self._ready = True
             self._connections.append(conn)
         return conn
 
@@ -154,6 +186,7 @@ class Storage:
         """HMAC-SHA256 of ``value`` under the log salt, hex: how user ids and keys are stored."""
         if self._salt is None:
             self._salt = self._stored_salt().encode("utf-8")
+            self._salt_stored = True
         return hmac.new(self._salt, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _stored_salt(self) -> str:
@@ -229,6 +262,24 @@ class Storage:
         with self.transaction() as conn:
             conn.execute("DELETE FROM answers WHERE key = ? AND state = 'pending'", (hashed,))
 
+    # -- replay guard -----------------------------------------------------------------------
+
+    def claim_nonce(self, channel: str, timestamp: str, nonce: str, digest: str) -> bool:
+        """Record that (``channel``, ``timestamp``, ``nonce``) signed the body ``digest``.
+
+        False when the pair already signed another body (a replay): one INSERT under the
+        table's unique key decides, so two workers racing with two bodies never both pass.
+        """
+        with self.transaction() as conn:
+            inserted = conn.execute(
+                "INSERT INTO nonces (channel, timestamp, nonce, digest, seen_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING", (channel, timestamp, nonce, digest, time.time())).rowcount
+            if inserted:
+                return True
+            row = conn.execute("SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?",
+                               (channel, timestamp, nonce)).fetchone()
+        return row is not None and row[0] == digest
+
     # -- memos ------------------------------------------------------------------------------
 
     def remember(self, key: str, reply: str) -> None:
@@ -249,6 +300,15 @@ class Storage:
         self._last_prune = now
         conn.execute("DELETE FROM answers WHERE claimed_at < ?", (now - KEEP_S,))
         conn.execute("DELETE FROM memos WHERE stored_at < ?", (now - KEEP_S,))
+        conn.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_KEEP_S,))
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _initialise(conn: sqlite3.Connection) -> None:

@@ -1,6 +1,6 @@
 """Hardened intake shared by the WeChat and WeCom webhooks: body size cap, strict
 UTF-8, DTD/entity refusal before any parser runs, a flat-field check on the parsed
-``<xml>`` root, timestamp freshness, (timestamp, nonce) replay refusal, and reply
+``<xml>`` root, timestamp freshness, (timestamp, nonce) replay refusal, constant-time signature checks, and reply
 rendering that survives ``]]>`` in the text.
 
 Formats: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
@@ -13,6 +13,7 @@ into a status code and one log line; nothing here ever produces a 500.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import threading
@@ -25,6 +26,7 @@ from xml.parsers.expat import ExpatError
 import xmltodict
 from flask import Request
 from wechatpy.fields import StringField
+from wechatpy.utils import WeChatSigner
 
 log = logging.getLogger(__name__)
 
@@ -137,24 +139,23 @@ def check_fresh(timestamp: str, *, now: float | None = None, window: int = FRESH
         raise Rejected(403, f"timestamp is {skew:+.0f} s off (window ±{window} s)")
 
 
-class Memos(Protocol):
-    """A key-value store shared by all workers (``bot.storage.Storage`` is one)."""
+class Nonces(Protocol):
+    """The shared record of signed (timestamp, nonce) pairs (``bot.storage.Storage`` is one)."""
 
-    def remember(self, key: str, reply: str) -> None: ...
-
-    def recall(self, key: str) -> str | None: ...
+    def claim_nonce(self, channel: str, timestamp: str, nonce: str, digest: str) -> bool: ...
 
 
 class ReplayGuard:
-    """Remembers recent (timestamp, nonce) pairs and the body each one signed.
+    """Refuses a (timestamp, nonce) pair that signed another body before, in any worker.
 
-    A platform retry resends the same body and passes; the same pair with another
-    body is a replay of a captured signature and is refused. A bounded LRU in this
-    process answers atomically for its worker; ``memos`` (the shared SQLite store)
-    extends the check to the other workers, racy only within one write's window.
+    A platform retry resends the same body and passes; the same pair with another body
+    is a replay of a captured signature and is refused. A bounded LRU answers quickly
+    for this process; ``memos`` (the shared SQLite store) decides for all workers with
+    one atomic insert under a unique key, so two workers racing with two bodies can
+    never both accept.
     """
 
-    def __init__(self, *, channel: str, memos: Memos | None = None, size: int = 10_000) -> None:
+    def __init__(self, *, channel: str, memos: Nonces | None = None, size: int = 10_000) -> None:
         self._channel = channel
         self._memos = memos
         self._size = size
@@ -162,24 +163,41 @@ class ReplayGuard:
         self._lock = threading.Lock()
 
     def check(self, timestamp: str, nonce: str, body: bytes) -> None:
-        """Remember the pair, or refuse it if it signed a different body before.
+        """Claim the pair for ``body``, or refuse it if it signed a different body before.
 
         :raise Rejected 403: the pair was seen with another body
         """
         digest = hashlib.sha256(body).hexdigest()
-        key = (timestamp, nonce)
+        with self._lock:
+            previous = self._seen.get((timestamp, nonce), digest)
+        fresh = previous == digest and (
+            self._memos is None or self._memos.claim_nonce(self._channel, timestamp, nonce, digest))
+        if fresh:
+            fresh = self._remember((timestamp, nonce), digest)
+        if not fresh:
+            raise Rejected(403, f"replayed timestamp/nonce {timestamp}/{nonce} with another body")
+
+    def _remember(self, key: tuple[str, str], digest: str) -> bool:
+        # Only what the shared store accepted: a forgery refused there must not shut out the genuine retry.
         with self._lock:
             previous = self._seen.setdefault(key, digest)
             self._seen.move_to_end(key)
             while len(self._seen) > self._size:
                 self._seen.popitem(last=False)
-        if previous == digest and self._memos is not None:
-            memo = f"nonce:{self._channel}:{timestamp}:{nonce}"
-            previous = self._memos.recall(memo) or digest
-            if previous == digest:
-                self._memos.remember(memo, digest)
-        if previous != digest:
-            raise Rejected(403, f"replayed timestamp/nonce {timestamp}/{nonce} with another body")
+        return previous == digest
+
+
+def check_signature(token: str, signature: str, *parts: str) -> None:
+    """wechatpy's SHA-1 signature over ``token`` and ``parts``, compared in constant time.
+
+    wechatpy compares with ``==``, whose time tells how much of a guess was right.
+
+    :raise Rejected 403: the signature does not match
+    """
+    signer = WeChatSigner()
+    signer.add_data(token, *parts)
+    if not hmac.compare_digest(signer.signature.encode("ascii"), (signature or "").encode("utf-8")):
+        raise Rejected(403, "bad signature")
 
 
 def xml_safe(text: str) -> str:

@@ -31,10 +31,18 @@ from wechatpy import parser, replies
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import BaseMessage
-from wechatpy.utils import check_signature
 
 from bot import compose
-from bot.channels._xml import CDataField, Rejected, ReplayGuard, check_fresh, clip_utf8, load_xml, read_body
+from bot.channels._xml import (
+    CDataField,
+    Rejected,
+    ReplayGuard,
+    check_fresh,
+    check_signature,
+    clip_utf8,
+    load_xml,
+    read_body,
+)
 from bot.channels._xml import require_fields as require
 from bot.compose import SORRY
 from bot.delivery import (
@@ -53,7 +61,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__, url_prefix="/wechat")
 SETTINGS = ("POLICYBOT_WECHAT_TOKEN", "POLICYBOT_WECHAT_AES_KEY", "POLICYBOT_WECHAT_APPID",
             "POLICYBOT_WECHAT_SECRET", "POLICYBOT_API_BASE_WECHAT")
-
 
 
 # Handlers: one per message kind, found by dict lookup with an explicit fallback ---------------
@@ -228,14 +235,13 @@ class OfficialAccount:
         return inner, load_xml(inner), True
 
     def _check_query_signature(self, args: Mapping[str, str]) -> None:
-        try:
-            check_signature(self.token, args.get("signature", ""), args.get("timestamp", ""),
-                            args.get("nonce", ""))
-        except InvalidSignatureException as exc:
-            raise Rejected(403, "bad signature") from exc
+        check_signature(self.token, args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
 
     def _decrypt(self, outer: Mapping[str, Any], args: Mapping[str, str]) -> str:
         require(outer, text=("Encrypt",))
+        # Checked here in constant time first; wechatpy checks it again (with ==) before decrypting.
+        check_signature(self.token, args.get("msg_signature", ""), args.get("timestamp", ""),
+                        args.get("nonce", ""), outer["Encrypt"])
         try:
             return self.crypto.decrypt_message(dict(outer), args.get("msg_signature", ""),
                                                args.get("timestamp", ""), args.get("nonce", ""))

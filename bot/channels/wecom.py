@@ -28,7 +28,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.fields import IntegerField
 from wechatpy.messages import BaseMessage
 
-from bot.channels._xml import Rejected, check_fresh, load_xml, require_fields
+from bot.channels._xml import Rejected, check_fresh, check_signature, load_xml, require_fields
 from bot.channels.wechat import (
     OfficialAccount,
     TextReply,
@@ -93,6 +93,8 @@ class WorkApp(OfficialAccount):
         """
         # Base64 '+' sent unescaped arrives as a space after query decoding.
         echostr = args.get("echostr", "").replace(" ", "+")
+        check_signature(self.token, args.get("msg_signature", ""), args.get("timestamp", ""), args.get("nonce", ""),
+                        echostr)  # in constant time, before wechatpy's own == check
         try:
             return self.crypto.check_signature(args.get("msg_signature", ""), args.get("timestamp", ""),
                                                args.get("nonce", ""), echostr)

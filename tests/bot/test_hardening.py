@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from bot.service import get_service
-from tests.bot.platforms import USER, WeChatServer
+from tests.bot.platforms import AES_KEY, APPID, USER, WeChatServer
+from tests.bot.platforms import TOKEN as TOKEN_WECHAT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardening"
 PLAN = FIXTURES / "plan.txt"
@@ -117,3 +119,82 @@ def test_safe_filename_cuts_by_bytes_never_inside_a_character() -> None:
         name = safe_filename(stem + ".docx")
         assert name.endswith(".docx") and len(name.encode("utf-8")) <= MAX_NAME_BYTES
         assert stem.startswith(name.removesuffix(".docx"))
+
+
+# -- 2. the replay guard is one atomic claim across workers ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["plain", "aes"])
+def test_a_signature_raced_to_two_workers_with_two_bodies_is_accepted_once(make, bot_data, mode) -> None:
+    """Two apps on one data dir are two gunicorn workers: each has its own memory, they share SQLite."""
+    settings = {"WECHAT_TOKEN": TOKEN_WECHAT, **({"WECHAT_AES_KEY": AES_KEY, "WECHAT_APPID": APPID}
+                                                 if mode == "aes" else {})}
+    workers = [make(settings, data=bot_data).test_client() for _ in range(2)]
+    wechat = WeChatServer()
+    both = 0
+    for trial in range(24):
+        genuine = wechat.push(wechat.event("VIEW", user=USER, EventKey=f"k{trial}"), mode=mode)
+        forged = wechat.push(wechat.event("VIEW", user=f"oForged{trial:020d}", EventKey=f"k{trial}"), mode=mode,
+                             timestamp=genuine.query["timestamp"], nonce=genuine.query["nonce"])
+        if mode == "plain":
+            assert forged.query == genuine.query and forged.body != genuine.body
+        statuses = race(workers, (genuine, forged))
+        assert sorted(statuses) in ([200, 200], [200, 403]), statuses
+        both += statuses == [200, 200]
+    assert both == 0, f"{both} of 24 races accepted both bodies"
+
+
+def race(clients, pushes) -> list[int]:
+    """POST each push to its client at the same moment, from two threads; the statuses."""
+    statuses: list[int] = []
+    barrier = threading.Barrier(len(clients))
+
+    def send(client, push) -> None:
+        barrier.wait()
+        statuses.append(client.post("/wechat", query_string=push.query, data=push.body).status_code)
+
+    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, pushes, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_a_retry_of_the_same_body_still_passes_after_a_refused_forgery(make, bot_data) -> None:
+    first, second = (make({"WECHAT_TOKEN": TOKEN_WECHAT}, data=bot_data).test_client() for _ in range(2))
+    wechat = WeChatServer()
+    genuine = wechat.push(wechat.event("VIEW", user=USER, EventKey="x"))
+    forged = wechat.push(wechat.event("VIEW", user="oForged", EventKey="x"), timestamp=genuine.query["timestamp"],
+                         nonce=genuine.query["nonce"])
+    assert first.post("/wechat", query_string=genuine.query, data=genuine.body).status_code == 200
+    assert second.post("/wechat", query_string=forged.query, data=forged.body).status_code == 403
+    assert second.post("/wechat", query_string=genuine.query, data=genuine.body).status_code == 200
+
+
+# -- 8. a deleted database is recreated, nothing is lost ------------------------------------------
+
+
+def test_deleting_the_database_while_serving_loses_no_question(make, bot_data) -> None:
+    from bot.storage import FILENAME, Storage
+
+    app = make(data=bot_data)
+    client = app.test_client()
+    assert client.post("/api/ask", json={"question": "帮助"}).status_code == 200
+    (bot_data / FILENAME).unlink()
+    statuses: list[int] = []
+
+    def ask(n: int) -> None:
+        statuses.append(client.post("/api/ask", json={"question": f"目录 {n}"}).status_code)
+
+    ask(0)  # the thread whose connection points at the deleted file
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(1, 6)]  # threads with new connections
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert statuses == [200] * 6
+    fresh = Storage(bot_data / FILENAME)
+    try:
+        assert sorted(e.question for e in fresh.questions()) == [f"目录 {n}" for n in range(6)]
+    finally:
+        fresh.close()
