@@ -249,7 +249,7 @@ def read_manifest(data_dir: Path, version: str | None) -> dict[str, Any]:
         return {}
     try:
         return json.loads((index_root(data_dir) / version / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (OSError, ValueError):  # missing or damaged: the versions list says which
         return {}
 
 
@@ -298,18 +298,23 @@ def job(job_id: str) -> Response:
 @bp.get("/versions")
 @require_admin_token
 def versions() -> Response:
-    """The index versions kept, newest first, and which one is served."""
-    from index.store import current_version, list_versions
+    """The index versions kept, newest first, which one is published, which one is served
+    (another when the published one is damaged), and what is wrong with each damaged one."""
+    from index.integrity import index_health
 
     data = _data_dir()
+    health = index_health(data)
+    problems = {v.version: v.problem for v in health.versions}
     rows = []
-    for version in reversed(list_versions(data)):
-        manifest = read_manifest(data, version)
+    for version in sorted(problems, reverse=True):
+        manifest = read_manifest(data, version) if problems[version] is None else {}
         counts = manifest.get("counts", {})
         rows.append({"version": version, "created": manifest.get("created"),
                      "documents": counts.get("documents"), "items": counts.get("items"),
-                     "titles": [d.get("title") for d in manifest.get("documents", [])]})
-    return jsonify(current=current_version(data), versions=rows)
+                     "titles": [d.get("title") for d in manifest.get("documents", [])],
+                     "intact": problems[version] is None, "problem": problems[version]})
+    return jsonify(current=health.published, served=health.served, versions=rows,
+                   damaged=[{"version": v.version, "problem": v.problem} for v in health.damaged])
 
 
 @bp.post("/rollback")

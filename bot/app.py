@@ -65,7 +65,8 @@ def _mount_admin(app: Flask) -> None:
 
 @ops.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """200 with the index version once the index is loaded; 503 with the reason otherwise."""
+    """200 with the index version once the index is loaded (``status`` is ``degraded`` while a
+    damaged version was skipped, and ``damaged`` names it); 503 with the reason otherwise."""
     from bot.service import get_service
 
     service = get_service()
@@ -73,7 +74,12 @@ def healthz() -> tuple[Response, int]:
         searcher = service.searchers()
     except RetrievalError as exc:
         return error_response(503, str(exc))
-    return jsonify(ok=True, index=searcher.version, documents=len(searcher.documents)), 200
+    body: dict[str, Any] = {"ok": True, "status": "ok", "index": searcher.version,
+                            "documents": len(searcher.documents)}
+    if service.searchers.damaged:
+        body["status"] = "degraded"
+        body["damaged"] = [{"version": v, "problem": p} for v, p in service.searchers.damaged]
+    return jsonify(body), 200
 
 
 @ops.get("/metrics")

@@ -146,11 +146,17 @@ def docs_remove(doc_id: str) -> None:
 @index_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def index_status(as_json: bool) -> None:
-    """Show the served index version, its embedder and documents."""
-    manifest = _current_manifest()
+    """Show the served index version, its embedder and documents, and any damaged version."""
+    manifest, health = _current_manifest()
+    damaged = [{"version": v.version, "problem": v.problem} for v in health.damaged]
     if as_json:
-        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        click.echo(json.dumps({**manifest, "published": health.published, "damaged": damaged},
+                              ensure_ascii=False, indent=2))
         return
+    for row in damaged:
+        click.echo(f"DAMAGED:   {row['version']}: {row['problem']}")
+    if health.published != health.served:
+        click.echo(f"published: {health.published or '-'}, but the bot serves {health.served} (degraded)")
     counts = manifest["counts"]
     click.echo(f"version:   {manifest['version']} (built {manifest['created']})")
     click.echo(f"embedder:  {manifest['embedder']['name']} (dim {manifest['embedder']['dim']})")
@@ -246,13 +252,18 @@ def _dialog():
     return Dialog(lambda: searcher, settings=DialogSettings())
 
 
-def _current_manifest() -> dict:
-    from index.store import current_version, index_root
+def _current_manifest():
+    """The manifest of the version the bot serves (the published one unless it is damaged) and the
+    index's health."""
+    from index.integrity import index_health, read_manifest
+    from index.store import index_root
 
-    version = current_version(data_dir())
-    if version is None:
-        raise click.ClickException(f"no index in {index_root(data_dir())}; run `policybot index build` first")
-    return json.loads((index_root(data_dir()) / version / "manifest.json").read_text(encoding="utf-8"))
+    health = index_health(data_dir())
+    if health.served is None:
+        problems = "".join(f"; {v.version}: {v.problem}" for v in health.damaged)
+        raise click.ClickException(f"no intact index in {index_root(data_dir())}{problems}; "
+                                   "run `policybot index build`")
+    return read_manifest(index_root(data_dir()) / health.served), health
 
 
 class _progress:

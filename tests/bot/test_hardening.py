@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,3 +199,77 @@ def test_deleting_the_database_while_serving_loses_no_question(make, bot_data) -
         assert sorted(e.question for e in fresh.questions()) == [f"目录 {n}" for n in range(6)]
     finally:
         fresh.close()
+
+
+# -- 7. a damaged version never takes the bot down ------------------------------------------------
+
+
+@pytest.fixture
+def two_versions(tmp_path, embedding_cache) -> tuple[Path, str, str]:
+    """A data dir with two real versions of corpus/ (the second published): (data, older, newer)."""
+    from index.store import build_index
+    from tests.conftest import CORPUS
+
+    data = tmp_path / "versions"
+    older = build_index([CORPUS], data, cache_dir=embedding_cache)
+    newer = build_index([CORPUS], data, cache_dir=embedding_cache)
+    return data, older, newer
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_policybot_serve_boots_on_a_damaged_version_and_says_degraded(two_versions) -> None:
+    import json
+    import urllib.request
+
+    from tests.bot.servers import START_TIMEOUT_S, Server
+
+    data, older, newer = two_versions
+    truncate(data / "index" / newer / "vectors.npy")
+    server = Server(data, workers=2)
+    try:
+        url = server.url(START_TIMEOUT_S)
+        with urllib.request.urlopen(f"{url}/healthz", timeout=30) as response:
+            status, text = response.status, response.read().decode()
+        health = json.loads(text)
+        assert status == 200 and health["status"] == "degraded" and health["index"] == older
+        assert health["damaged"] == [{"version": newer, "problem": "vectors.npy does not match its checksum "
+                                                                  "(truncated, edited or swapped)"}]
+        assert str(data) not in text
+        request = urllib.request.Request(f"{url}/api/ask", data=json.dumps({"question": "班额有什么规定？"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and json.loads(response.read())["hits"]
+    finally:
+        server.stop()
+    damaged_lines = [line for line in server.log if "is damaged" in line]
+    assert damaged_lines and all(newer in line and older in line for line in damaged_lines)
+    assert not any("Traceback" in line for line in server.log), "".join(server.log)
+
+
+def test_an_idle_worker_switches_to_a_rolled_back_version_within_a_second(make, two_versions) -> None:
+    from index.store import rollback
+
+    data, older, newer = two_versions
+    service = get_service(make(data=data))
+    assert service.searchers().version == newer
+    rollback(data, older)
+    time.sleep(1.2)  # no request in between: the worker must notice by itself
+    assert service.searchers.version == older
+
+
+def test_rolling_back_to_a_damaged_version_keeps_serving_and_says_degraded(make, two_versions) -> None:
+    from index.store import rollback
+
+    data, older, newer = two_versions
+    client = make(data=data).test_client()
+    assert client.get("/healthz").json["status"] == "ok"
+    (data / "index" / older / "dense.faiss").write_bytes(b"garbage")
+    rollback(data, older)
+    time.sleep(1.2)
+    health = client.get("/healthz").json
+    assert health["index"] == newer and health["status"] == "degraded"
+    assert health["damaged"][0]["version"] == older and "dense.faiss" in health["damaged"][0]["problem"]
+    assert client.post("/api/ask", json={"question": "班额有什么规定？"}).status_code == 200
