@@ -1,4 +1,6 @@
-"""Fixtures shared by every test tier: a real index built from the shipped corpus."""
+"""Fixtures shared by every test tier: a real index built from the shipped corpus, and the
+test documents in ``tests/fixtures/corpus/`` (the seed plan in three formats, excerpts of laws
+and of a five-year plan; ``SOURCES.md`` there says where each came from)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-SHARED = ROOT.parent / "shared"
-SEED = CORPUS / "hengyang-2020-work-plan.txt"
+FIXTURES = ROOT / "tests" / "fixtures" / "corpus"
+SEED = FIXTURES / "hengyang-2020-work-plan.txt"
+SEED_DOCX = FIXTURES / "hengyang-2020-work-plan.docx"
+SEED_PDF = FIXTURES / "hengyang-2020-work-plan.pdf"
+#: 中华人民共和国义务教育法, 第一章–第二章 (第一条–第十四条; 第十一条: 年满六周岁 入学)
+LAW = FIXTURES / "yiwujiaoyufa-2018.md"
+LAW_TITLE = "中华人民共和国义务教育法"
+LAW_QUESTION = "义务教育法规定适龄儿童几岁入学"
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,9 @@ from bot.jobs import JobStore
 from bot.storage import LogEntry, Storage
 from index.library import add_paths, build_library_index, library_root, list_documents
 from index.store import build_index, build_lock, current_version, list_versions
-from tests.conftest import SEED, SHARED
+from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED, SEED_DOCX, SEED_PDF
 
 TOKEN = "test-admin-token-0123456789abcdef"
-LAW = SHARED / "corpus" / "yiwujiaoyufa-2018.md"
-LAW_TITLE = "中华人民共和国义务教育法"
-LAW_QUESTION = "义务教育法规定适龄儿童几岁入学"
-DOCX = SHARED / "corpus" / "formats" / "hengyang-2020-work-plan.docx"
-PDF = SHARED / "corpus" / "formats" / "hengyang-2020-work-plan.pdf"
 JOB_TIMEOUT_S = 90.0
 
 
@@ -44,7 +39,7 @@ JOB_TIMEOUT_S = 90.0
 @pytest.fixture(scope="session")
 def warm_cache(tmp_path_factory, embedding_cache) -> Path:
     """The session's embedding cache with every document these tests upload, so jobs embed nothing."""
-    return warm_embeddings(embedding_cache, tmp_path_factory.mktemp("warm-cache"), (SEED, LAW, DOCX))
+    return warm_embeddings(embedding_cache, tmp_path_factory.mktemp("warm-cache"), (SEED, LAW, SEED_DOCX))
 
 
 def warm_embeddings(cache: Path, scratch: Path, paths: tuple[Path, ...]) -> Path:
@@ -206,7 +201,7 @@ def test_unexpected_failure_is_a_500_in_the_same_shape(client, library, caplog):
 
 
 def test_upload_docx_then_list(client):
-    response = client.upload(DOCX.name, DOCX.read_bytes())
+    response = client.upload(SEED_DOCX.name, SEED_DOCX.read_bytes())
     assert response.status_code == 201, response.json
     body = response.json
     assert (body["id"], body["title"], body["items"]) == ("hengyang-2020-work-plan", "衡阳市教育局2020年工作要点", 27)
@@ -230,7 +225,7 @@ def test_upload_with_chinese_name_is_new_and_needs_reindex(client, library):
 
 
 def _encrypted_pdf() -> bytes:
-    writer = PdfWriter(clone_from=PdfReader(PDF))
+    writer = PdfWriter(clone_from=PdfReader(SEED_PDF))
     writer.encrypt("secret")
     out = io.BytesIO()
     writer.write(out)

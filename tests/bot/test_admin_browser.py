@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.bot.servers import START_TIMEOUT_S, Server
-from tests.bot.test_admin import LAW, LAW_QUESTION, LAW_TITLE, TOKEN, prepare_library, warm_embeddings
-from tests.conftest import SEED
+from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
+from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

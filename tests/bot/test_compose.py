@@ -15,7 +15,7 @@ from bot.compose import Draft, answer_json, fit, fits, item_body, item_parts, re
 from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Citation, Limit
 from index.domain import Hit
 from index.search import SearchResult
-from tests.conftest import CORPUS, SEED, SHARED
+from tests.conftest import CORPUS, FIXTURES, LAW, SEED
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 TITLE = "衡阳市教育局2020年工作要点"
@@ -227,14 +227,14 @@ def seed_doc(searcher):
 def law_doc():
     from index.structure import parse_file
 
-    return parse_file(SHARED / "corpus" / "yiwujiaoyufa-2018.md")
+    return parse_file(LAW)
 
 
 @pytest.fixture(scope="module")
 def plan_doc():
     from index.structure import parse_file
 
-    return parse_file(SHARED / "corpus" / "shaoxing-14th-five-year-plan-2021.txt")
+    return parse_file(FIXTURES / "shaoxing-14th-five-year-plan-2021.txt")
 
 
 def test_item_full_text_is_verbatim_from_its_number(seed_doc):
@@ -296,9 +296,15 @@ def test_toc_of_several_documents_lists_them_first(seed_doc, law_doc):
 
 
 def test_long_toc_is_cut_with_a_hint(seed_doc, law_doc):
-    answer = render("toc", Draft(documents=(seed_doc, law_doc), document=law_doc, limit=WECHAT_LIMIT))
-    assert answer.truncated and size(answer.text) <= 2048
-    assert answer.text.endswith("（目录较长，未能全部显示；可直接回复条目编号查看全文）")
+    whole = render("toc", Draft(documents=(seed_doc, law_doc), document=law_doc, limit=WECHAT_LIMIT))
+    assert not whole.truncated  # the test excerpt's 14 articles fit in one WeChat reply ...
+    limit = Limit(max_bytes=size(whole.text) - 1)  # ... a whole law's 63 do not
+    answer = render("toc", Draft(documents=(seed_doc, law_doc), document=law_doc, limit=limit))
+    assert answer.truncated and size(answer.text) <= limit.max_bytes
+    hint = "（目录较长，未能全部显示；可直接回复条目编号查看全文）"
+    assert answer.text.endswith(hint)
+    shown = answer.text.removesuffix(hint).rstrip("\n")
+    assert whole.text.startswith(shown) and "第一章　总则\n  1. " in shown
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from bot.compose import item_body
 from bot.dialog import Dialog, DialogSettings, is_followup, parse_number
 from bot.domain import TELEGRAM_LIMIT, WECHAT_LIMIT, Limit, Question
 from bot.sessions import SessionMemory
-from tests.conftest import CORPUS, SEED, SHARED
+from tests.conftest import CORPUS, LAW, SEED
 
 TITLE = "衡阳市教育局2020年工作要点"
 CORPUS_TEXT = "\n".join(p.read_text(encoding="utf-8") for p in sorted(CORPUS.glob("*.*")))
@@ -297,17 +297,14 @@ def test_settings_are_checked(field, value, message):
 
 
 @pytest.fixture(scope="module")
-def two_docs(tmp_path_factory):
-    """A real index of the seed plan (2020) and the compulsory education law (2018)."""
+def two_docs(tmp_path_factory, embedding_cache):
+    """A real index of the seed plan (2020) and the compulsory education law (2018; chapters 1–2,
+    articles 1–14)."""
     from index.search import open_searcher
     from index.store import build_index
 
     data = tmp_path_factory.mktemp("two-docs")
-    # chapters 1–2 of the real law (articles 1–14) keep the second build quick
-    law = (SHARED / "corpus" / "yiwujiaoyufa-2018.md").read_text(encoding="utf-8")
-    excerpt = data / "yiwujiaoyufa-2018.md"
-    excerpt.write_text(law[: law.index("## 第三章")], encoding="utf-8")
-    build_index([SEED, excerpt], data / "data")
+    build_index([SEED, LAW], data / "data", cache_dir=embedding_cache)
     searcher = open_searcher(data / "data")
     return Dialog(lambda: searcher)
 

@@ -13,11 +13,7 @@ import pytest
 
 from index.library import add_paths, build_library_index, remove_document
 from tests.bot.servers import START_TIMEOUT_S, Server
-from tests.conftest import SEED, SHARED
-
-LAW = SHARED / "corpus" / "yiwujiaoyufa-2018.md"
-LAW_TITLE = "中华人民共和国义务教育法"
-LAW_QUESTION = "义务教育法规定适龄儿童几岁入学"
+from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from index.errors import BuildLocked
 from index.library import add_paths, build_library_index
 from index.search import open_searcher
 from index.store import build_lock, current_version, index_root
-from tests.conftest import ROOT, SEED, SHARED
+from tests.conftest import LAW, ROOT, SEED
 
-LAW = SHARED / "corpus" / "jiaoshifa.md"
 BUILD = "import sys; from pathlib import Path; from index.library import build_library_index; " \
         "build_library_index(Path(sys.argv[1]))"
 
@@ -41,7 +40,9 @@ def test_sigkill_mid_build_keeps_the_served_version(tmp_path, embedding_cache, k
     add_paths(tmp_path, [SEED])
     served = build_library_index(tmp_path, cache_dir=embedding_cache)
     before = [(h.item_locator, h.score) for h in open_searcher(tmp_path).search("幼儿园").hits]
-    add_paths(tmp_path, [LAW])  # new text: the killed build has real embedding work to do
+    # New text: the killed build (its own, empty cache) has real embedding work to do; the
+    # in-process build below shares the session's cache with the other tests that add LAW.
+    add_paths(tmp_path, [LAW])
     build = _start_build(tmp_path)
     if kill_after != "start":
         assert _wait_for(lambda: list(index_root(tmp_path).glob(".tmp-*"))), "build never started writing"

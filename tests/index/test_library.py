@@ -18,10 +18,7 @@ from index.library import (
 )
 from index.search import open_searcher
 from index.store import current_version, list_versions, rollback
-from tests.conftest import SEED, SHARED
-
-LAW = SHARED / "corpus" / "yiwujiaoyufa-2018.md"
-DOCX = SHARED / "corpus" / "formats" / "hengyang-2020-work-plan.docx"
+from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED, SEED_DOCX
 
 
 @pytest.fixture
@@ -50,7 +47,7 @@ def test_add_list_remove(tmp_path):
 
 def test_upload_under_a_temporary_name_uses_the_uploaded_name(tmp_path):
     temp = tmp_path / "werkzeug-tmp-123"
-    temp.write_bytes(DOCX.read_bytes())
+    temp.write_bytes(SEED_DOCX.read_bytes())
     record = add_document(tmp_path / "data", temp, filename="../../etc/衡阳 2020 plan.docx")
     assert record.format == "docx" and record.items == 27
     assert (library_root(tmp_path / "data") / record.doc_id / "original.docx").is_file()
@@ -95,8 +92,8 @@ def test_this_year_means_the_newest_plan_and_named_years_match(tmp_path, embeddi
     assert newest.doc_title == "衡阳市教育局2021年工作要点" and newest.item_number in (3, 12)
     older = searcher.search("2020年幼儿园有啥目标？").hits[0]
     assert older.doc_title == "衡阳市教育局2020年工作要点"
-    law = searcher.search("义务教育法规定适龄儿童几岁入学").hits[0]
-    assert law.doc_title == "中华人民共和国义务教育法"
+    law = searcher.search(LAW_QUESTION).hits[0]
+    assert law.doc_title == LAW_TITLE
     # the same item number in two documents never mixes: each hit's sentences come from its own document
     for hit in searcher.search("幼儿园", k=5).hits:
         doc = next(d for d in searcher.documents if d.doc_id == hit.doc_id)

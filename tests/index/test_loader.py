@@ -14,13 +14,9 @@ from pypdf import PdfWriter
 from index.errors import CorpusError
 from index.loader import SUPPORTED_FORMATS, LoadedText, _pdf_text, load_text
 from index.structure import parse_file
+from tests.conftest import LAW, SEED, SEED_DOCX, SEED_PDF
 
-CORPUS = Path("/work/shared/corpus")
-HENGYANG = CORPUS / "hengyang-2020-work-plan.txt"
-HENGYANG_FORMATS = [HENGYANG, CORPUS / "formats/hengyang-2020-work-plan.docx",
-                    CORPUS / "formats/hengyang-2020-work-plan.pdf"]
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not mounted")
+HENGYANG_FORMATS = [SEED, SEED_DOCX, SEED_PDF]
 
 
 def _lines(text: str) -> list[str]:
@@ -42,7 +38,7 @@ def test_each_format_loads_to_clean_text(path: Path) -> None:
 
 
 def test_docx_and_pdf_give_the_txt_lines() -> None:
-    reference = _lines(load_text(HENGYANG).text)
+    reference = _lines(load_text(SEED).text)
     for path in HENGYANG_FORMATS[1:]:
         assert _lines(load_text(path).text) == reference, path.name
 
@@ -53,7 +49,7 @@ def test_pdf_digits_have_no_inserted_spaces() -> None:
 
 
 def test_markdown_loads_verbatim_without_comments() -> None:
-    text = load_text(CORPUS / "yiwujiaoyufa-2018.md").text
+    text = load_text(LAW).text
     assert text.startswith("# 中华人民共和国义务教育法")
     assert "## 第一章　总则" in text  # full-width space kept
     assert "<!--" not in text
@@ -81,7 +77,7 @@ def test_encodings_are_detected(tmp_path: Path, encoding: str) -> None:
 
 def test_gb18030_hengyang_parses_like_utf8(tmp_path: Path) -> None:
     path = tmp_path / "hengyang-gbk.txt"
-    path.write_bytes(HENGYANG.read_text(encoding="utf-8").encode("gb18030"))
+    path.write_bytes(SEED.read_text(encoding="utf-8").encode("gb18030"))
     doc = parse_file(path)
     assert len(doc.items) == 27
     assert doc.title == "衡阳市教育局2020年工作要点"
@@ -202,7 +198,7 @@ def test_supported_formats_are_listed() -> None:
 def test_damaged_docx_is_a_corpus_error_never_a_crash(tmp_path) -> None:
     import random
 
-    original = (CORPUS / "formats/hengyang-2020-work-plan.docx").read_bytes()
+    original = SEED_DOCX.read_bytes()
     rng = random.Random(7)
     for n in range(60):
         data = bytearray(original)
