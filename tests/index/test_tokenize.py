@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -240,18 +239,7 @@ def test_private_jieba_leaves_global_dictionary_alone(tok: Tokenizer) -> None:
     assert "芙蓉学校" not in jieba.dt.FREQ
 
 
-# --- performance, threads, stderr -------------------------------------------------------
-
-
-def test_short_question_is_fast(tok: Tokenizer) -> None:
-    question = "我想问下teacher salary会不会按时发，班里人太多 da ban e 谁管"
-    tok.query_tokens(question)
-    start = time.perf_counter()
-    for _ in range(200):
-        tok.query_tokens(question)
-        tok.expand_query(question)
-    per_call = (time.perf_counter() - start) / 400
-    assert per_call < 0.001
+# --- threads, stderr -----------------------------------------------------------------
 
 
 def test_thread_safe_reads(tok: Tokenizer) -> None:
