@@ -85,8 +85,15 @@ def test_eval_json_figures(runner):
     result = runner.invoke(cli, ["eval", str(FIXTURE_QUESTIONS), "--json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
-    for key in ("recall@1", "recall@3", "mrr", "span_hit", "abstain_ok", "false_abstain", "p50_ms", "p95_ms"):
-        assert figures[key] >= 0
+    rows = [json.loads(line) for line in FIXTURE_QUESTIONS.read_text(encoding="utf-8").splitlines()]
+    unanswerable = sum(not row["gold_items"] for row in rows)
+    assert (figures["questions"], figures["unanswerable"]) == (len(rows), unanswerable)
+    assert figures["answerable"] == len(rows) - unanswerable
+    for key in ("recall@1", "recall@3", "mrr", "span_hit", "abstain_ok", "false_abstain"):
+        assert 0.0 <= figures[key] <= 1.0, (key, figures)
+    # a question answered at rank 1 is also in the top 3 and counts 1 in the reciprocal rank
+    assert figures["recall@1"] <= min(figures["recall@3"], figures["mrr"])
+    assert 0.0 < figures["p50_ms"] <= figures["p95_ms"]
     assert figures["recall@3"] >= 0.8  # a floor far below what it measures, to catch a broken pipeline
     assert figures["abstain_ok"] >= 0.5
 

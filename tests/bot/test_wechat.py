@@ -13,7 +13,7 @@ import xmltodict
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import compose
+from bot import compose, delivery
 from bot.channels import wechat
 from bot.channels._xml import (
     MAX_BODY_BYTES,
@@ -292,7 +292,8 @@ def test_a_retried_msg_id_is_answered_once_and_logged_once(make_wechat) -> None:
 
 
 def test_late_answers_are_delivered_with_one_token(make_wechat, fake) -> None:
-    client = make_wechat(ANSWER_BUDGET_S=0.001).test_client()
+    app = make_wechat(ANSWER_BUDGET_S=0.001)
+    client = app.test_client()
     late = platform.text(CLASS_SIZE)
     for fields in (late, platform.text("今年幼儿园有什么目标？")):
         response = post(client, platform.push(fields))
@@ -304,10 +305,11 @@ def test_late_answers_are_delivered_with_one_token(make_wechat, fake) -> None:
     sent = {c.body["text"]["content"] for c in fake.sent("message/custom/send")}
     assert {c.body["touser"] for c in fake.sent("message/custom/send")} == {USER}
     assert_quotes_class_size_answer(next(t for t in sent if "大班额" in t))
-    # A retry of a message whose answer went to the courier gets no second copy.
+    # A retry of a message whose answer went to the courier gets no second copy, and is not asked again.
     assert post(client, platform.push(late)).get_data(as_text=True) == "success"
-    time.sleep(0.2)
+    delivery.shutdown(app)  # returns once every answer still running, and its delivery, has finished
     assert len(fake.sent("message/custom/send")) == 2
+    assert [q.question for q in get_service(app).storage.questions()].count(CLASS_SIZE) == 1
 
 
 # -- bad input: each rule, as the platform (or an attacker) would send it ----------------------------
