@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -12,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from index.library import add_paths, build_library_index, remove_document
+from index.store import current_version
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED
+
+# What each worker process logs (bot.serve's format: "[time] [pid] [level] logger: message").
+BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+LOADED = re.compile(r"\[(\d+)\] \[INFO\] bot\.service: index (\S+) loaded from ")
+SWITCHED = re.compile(r"\[(\d+)\] \[INFO\] bot\.service: index switched from (\S+) to (\S+)$")
 
 
 @pytest.fixture
@@ -59,33 +66,57 @@ def _served_within(client, seconds: float, predicate) -> bool:
     return False
 
 
+def _pids(server: Server, pattern: re.Pattern[str], *groups: str) -> set[str]:
+    """The worker pids whose log lines match ``pattern`` with the other groups equal to ``groups``."""
+    found = (pattern.search(line) for line in list(server.log))
+    return {m.group(1) for m in found if m and m.groups()[1:] == groups}
+
+
+def _wait_until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
 @pytest.mark.slow
 def test_hot_swap_under_concurrent_requests_has_no_errors(library):
+    old = current_version(library)
     server = Server(library, workers=2)
     errors: list[str] = []
-    answers: list[dict] = []
+    answers: list[tuple[float, dict]] = []  # (when the request was sent, the answer)
     stop = threading.Event()
     try:
         url = server.url(START_TIMEOUT_S)
-        _ask(url, "幼儿园")  # both workers loaded before the swap starts
+        # Each worker loads the index at boot and says so with its pid: wait for both.
+        assert _wait_until(lambda: len(_pids(server, BOOTED)) == 2
+                           and _pids(server, LOADED, old) == _pids(server, BOOTED), START_TIMEOUT_S), \
+            "".join(server.log)
+        workers = _pids(server, BOOTED)
 
         def client() -> None:
             while not stop.is_set():
+                sent = time.monotonic()
                 try:
-                    answers.append(_ask(url, LAW_QUESTION))
+                    answers.append((sent, _ask(url, LAW_QUESTION)))
                 except Exception as exc:  # any failure is the finding
                     errors.append(repr(exc))
 
         threads = [threading.Thread(target=client) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1)
+        assert _wait_until(lambda: len(answers) >= 4, 30)
         add_paths(library, [LAW])
-        build_library_index(library)
-        deadline = time.monotonic() + 20
-        # Both workers switch independently; several answers in a row show they both have.
-        while time.monotonic() < deadline and not all(_cites_law(_ask(url, LAW_QUESTION)) for _ in range(8)):
-            time.sleep(0.3)
+        new = build_library_index(library)
+        # A worker switches when a request of its own finds the new version published; four clients
+        # keep both busy. The log line is per process, so it proves each worker switched, whichever
+        # worker the kernel handed each request to.
+        assert _wait_until(lambda: _pids(server, SWITCHED, old, new) == workers, 30), \
+            f"not every worker of {sorted(workers)} logged the switch to {new}:\n" + "".join(server.log)
+        switched = time.monotonic()
+        assert _wait_until(lambda: sum(sent > switched for sent, _ in answers) >= 8, 30)
         stop.set()
         for t in threads:
             t.join(timeout=30)
@@ -93,6 +124,9 @@ def test_hot_swap_under_concurrent_requests_has_no_errors(library):
         stop.set()
         server.stop()
     assert errors == []
-    assert len(answers) > 20
-    # Served the old version first, then the new one, with no failed request in between.
-    assert not _cites_law(answers[0]) and any(_cites_law(a) for a in answers)
+    # Served the old version first, then the new one, with no failed request in between; once
+    # both workers had switched, every answer came from the new version.
+    answers.sort(key=lambda pair: pair[0])
+    assert not _cites_law(answers[0][1])
+    after = [answer for sent, answer in answers if sent > switched]
+    assert len(after) >= 8 and all(_cites_law(answer) for answer in after)
