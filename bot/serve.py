@@ -7,8 +7,10 @@ Flask, gunicorn and the index are imported inside the commands so that
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +46,7 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
     require_index(Path(app.config["DATA"]))
     if get_path:
         sys.exit(run_get(app, get_path))
+    require_free_port(host, port)
     _configure_logging()
     run_gunicorn(_warm_app, host=host, port=port, workers=workers)
 
@@ -115,6 +118,30 @@ def require_index(data_dir: Path) -> None:
     if current_version(data_dir) is None:
         raise click.ClickException(f"no index in {index_root(data_dir)}; run `policybot index build` first "
                                    f"(POLICYBOT_DATA={data_dir})")
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Fail with one line if ``host:port`` cannot be listened on (gunicorn would retry, then print a trace).
+
+    The port is checked by binding it the way gunicorn will (``SO_REUSEADDR``, so a port whose last
+    connections are in TIME_WAIT counts as free) and letting it go again. Port 0 is always free.
+
+    :raise click.ClickException: the port is in use by another process, or the host is not an
+        address of this machine, or the port needs privileges.
+    """
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on {host} is already in use; stop the other server "
+                                       f"or choose another port (--port, or PORT= for make run)") from None
+        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
 
 
 def run_get(app, path: str) -> int:

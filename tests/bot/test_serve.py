@@ -5,7 +5,11 @@ loopback HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,10 +21,11 @@ import pytest
 
 from bot.cli import cli
 from bot.config import SETTINGS
-from bot.serve import parse_since
+from bot.serve import parse_since, require_free_port
 from bot.storage import FILENAME, LogEntry, Storage
 from index.store import current_version
 from tests.bot.servers import START_TIMEOUT_S, Server
+from tests.conftest import ROOT
 
 # -- serve ------------------------------------------------------------------------------------
 
@@ -58,6 +63,36 @@ def test_serve_get_runs_one_request(cli_runner, clean_env, monkeypatch, bot_data
         assert json.loads(result.stdout)["index"] == current_version(data_dir)
     if code:
         assert "404" in result.stderr
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another server is listening on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(bot_data, busy_port):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", str(busy_port)],
+                            cwd=ROOT, env={**environ, "POLICYBOT_DATA": str(bot_data)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: port {busy_port} on 127.0.0.1 is already in use; stop the other server "
+                             f"or choose another port (--port, or PORT= for make run)\n")
+
+
+def test_a_free_port_passes_the_check(busy_port):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    require_free_port("127.0.0.1", free)
+    require_free_port("127.0.0.1", 0)
+    with pytest.raises(click.ClickException, match=f"port {busy_port} on 127.0.0.1 is already in use"):
+        require_free_port("127.0.0.1", busy_port)
 
 
 # -- log unanswered ---------------------------------------------------------------------------
