@@ -19,8 +19,6 @@ import functools
 import hmac
 import json
 import logging
-import tempfile
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,6 +31,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorize
 from bot.errors import ConfigError
 from bot.jobs import FILENAME as JOBS_FILENAME
 from bot.jobs import JobConflict, JobStore, start_reindex
+from bot.uploads import MAX_NAME_BYTES, MAX_NAME_CHARS, overrides, safe_filename, staging, sweep_uploads  # noqa: F401
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
 
@@ -47,9 +46,6 @@ SETTINGS: tuple[str, ...] = ("POLICYBOT_ADMIN_TOKEN",)
 JOBS = "policybot.jobs"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MIN_TOKEN_CHARS = 16
-MAX_NAME_CHARS = 120
-MAX_NAME_BYTES = 200  # UTF-8 bytes: file systems allow 255 per name, and a Chinese character takes 3
-_UNSAFE_NAME_CHARS = set('<>:"|?*\\/')
 
 #: Status of each error the admin API expects; anything else is a 500.
 _STATUS: dict[type[Exception], int] = {
@@ -78,8 +74,13 @@ def _on_register(state: BlueprintSetupState) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Open the jobs table of the app's data dir (called when the blueprint is registered)."""
+    """Open the jobs table of the app's data dir and sweep uploads left by killed workers (called
+    when the blueprint is registered)."""
     app.extensions[JOBS] = JobStore(Path(app.config["DATA"]) / JOBS_FILENAME)
+    try:
+        sweep_uploads(Path(app.config["DATA"]))
+    except OSError as exc:
+        log.warning("could not sweep old uploads: %s", exc)
 
 
 def require_admin_token(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,20 +158,22 @@ def documents() -> Response:
 @bp.post("/documents")
 @require_admin_token
 def upload() -> tuple[Response, int]:
-    """Add the uploaded ``file`` (.txt .md .docx .pdf) to the library; 400 says why a file is refused."""
+    """Add the uploaded ``file`` (.txt .md .docx .pdf), with optional ``title`` and ``year`` fields that
+    replace the parsed ones, to the library; 400 says why a file is refused."""
     from index.library import add_document, list_documents
 
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise BadRequest('send the document as the multipart form field "file"')
     name = safe_filename(upload.filename)
+    title, year = overrides(request.form)
     data = _data_dir()
     before = {r.doc_id for r in list_documents(data)}
-    with tempfile.TemporaryDirectory(prefix="policybot-upload-") as tmp:
-        path = Path(tmp) / name
+    with staging(data) as tmp:
+        path = tmp / name
         upload.save(path)
         try:
-            record = add_document(data, path, filename=name)
+            record = add_document(data, path, filename=name, title=title, year=year)
         except CorpusError as exc:
             # The loader names the temporary file; the admin knows the file by its own name.
             raise CorpusError(str(exc).replace(str(path), name)) from None
@@ -187,37 +190,12 @@ def delete(doc_id: str) -> Response:
     return jsonify({**record_json(remove_document(_data_dir(), doc_id)), "removed": True})
 
 
-def safe_filename(name: str) -> str:
-    """``name`` reduced to a safe file name: the last path part, no control or reserved
-    characters, no leading dots, at most :data:`MAX_NAME_CHARS` characters and
-    :data:`MAX_NAME_BYTES` UTF-8 bytes (cut by bytes, never inside a character); unlike
-    werkzeug's ``secure_filename`` it keeps Chinese characters.
-
-    :raise BadRequest: nothing usable is left.
-    """
-    base = unicodedata.normalize("NFC", name).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    kept = "".join(c for c in base if c not in _UNSAFE_NAME_CHARS and not unicodedata.category(c).startswith("C"))
-    kept = " ".join(kept.split()).lstrip(". ").rstrip(". ")
-    stem, dot, suffix = kept.rpartition(".")
-    if not stem:  # no suffix: the whole name is the stem
-        stem, dot, suffix = suffix, "", ""
-    suffix = _clip_utf8(suffix, 16)  # a real one is short; a long one is refused later as unsupported
-    stem = stem[: MAX_NAME_CHARS - len(dot + suffix)]
-    stem = _clip_utf8(stem, MAX_NAME_BYTES - len((dot + suffix).encode("utf-8"))).rstrip(". ")
-    if not stem:
-        raise BadRequest(f"the file name {name[:60]!r} has no usable characters; rename the file")
-    return f"{stem}{dot}{suffix}"
-
-
-def _clip_utf8(text: str, max_bytes: int) -> str:
-    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-
-
 def record_json(record: DocumentRecord) -> dict[str, Any]:
     """A library record in the API's shape (``id`` rather than ``doc_id``)."""
     return {"id": record.doc_id, "title": record.title, "year": record.year, "format": record.format,
             "sections": record.sections, "items": record.items, "sentences": record.sentences,
-            "added": record.added, "filename": record.filename}
+            "added": record.added, "filename": record.filename, "encoding": record.encoding,
+            "title_set": record.title_override is not None, "year_set": record.year_override is not None}
 
 
 def library_state(data_dir: Path) -> dict[str, Any]:

@@ -106,13 +106,16 @@ def docs_group() -> None:
 
 @docs_group.command("add")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def docs_add(files: tuple[Path, ...]) -> None:
+@click.option("--title", help="The document's title in citations, instead of the one parsed (one FILE only).")
+@click.option("--year", type=click.IntRange(1900, 2100), help="The document's year, instead of the one parsed.")
+def docs_add(files: tuple[Path, ...], title: str | None, year: int | None) -> None:
     """Check and add FILES to the library (run `policybot index build` to serve them)."""
     from index.library import add_paths
 
+    title = " ".join((title or "").split()).strip("《》") or None
     with _translated():
-        for record in add_paths(data_dir(), list(files)):
-            click.echo(f"added {record.doc_id}: 《{record.title}》 {record.items} items")
+        for record in add_paths(data_dir(), list(files), title=title, year=year):
+            click.echo(f"added {record.doc_id}: 《{record.title}》 {record.year or ''} {record.items} items")
 
 
 @docs_group.command("list")
@@ -126,8 +129,11 @@ def docs_list(as_json: bool) -> None:
         click.echo(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=2))
         return
     for r in records:
-        click.echo(f"{r.doc_id}\t《{r.title}》\t{r.year or '-'}\t{r.format}\t{r.items} items\t"
-                   f"{r.sentences} sentences\t{r.added}")
+        # * marks a title or year the admin set; plain text shows the encoding it was read with.
+        title = f"《{r.title}》{'*' if r.title_override else ''}"
+        year = f"{r.year or '-'}{'*' if r.year_override is not None else ''}"
+        kind = f"{r.format} ({r.encoding})" if r.encoding else r.format
+        click.echo(f"{r.doc_id}\t{title}\t{year}\t{kind}\t{r.items} items\t{r.sentences} sentences\t{r.added}")
     if not records:
         click.echo("the library is empty; add documents with `policybot docs add FILE`")
 

