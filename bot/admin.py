@@ -30,7 +30,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorize
 
 from bot.errors import ConfigError
 from bot.jobs import FILENAME as JOBS_FILENAME
-from bot.jobs import JobConflict, JobStore, start_reindex
+from bot.jobs import JobConflict, JobStore, start_reindex, storage_problem
 from bot.uploads import MAX_NAME_BYTES, MAX_NAME_CHARS, overrides, safe_filename, staging, sweep_uploads  # noqa: F401
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
@@ -114,8 +114,12 @@ def _no_store(response: Response) -> Response:
 @bp.errorhandler(Exception)
 def handle_error(exc: Exception) -> tuple[Response, int]:
     """The admin API's one error handler: ``{"ok": false, "error", "status"}``."""
+    problem = storage_problem(exc, _data_dir())
     if isinstance(exc, HTTPException):
         status, message = exc.code or 500, exc.description or exc.name
+    elif problem is not None:  # a read-only or full data dir: say what and where, not "internal error"
+        log.error("%s %s: %s", request.method, request.path, problem)
+        status, message = 503, problem
     else:
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
         message = str(exc)

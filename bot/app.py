@@ -43,6 +43,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
                 instance_relative_config=True)
     load_config(app.config, test_config, instance_path=Path(app.instance_path))
     app.json = JSONProvider(app)  # a body nested 20,000 deep is a 400, not a RecursionError
+    if app.config.get("PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXIES"])  # type: ignore[method-assign]
     app.json.ensure_ascii = False  # answers are Chinese: send them readable (and a third the size)
     service.init_app(app)
     app.extensions["policybot.channels"] = mount_channels(app)

@@ -47,6 +47,13 @@ def _count(value: str) -> int:
     return number
 
 
+def _whole(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return number
+
+
 def _url(value: str) -> str:
     if not value.startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
@@ -83,6 +90,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POLICYBOT_ANSWER_WORKERS", 8, "Threads per worker that compute answers for the webhooks.",
             _count),
     Setting("POLICYBOT_KEEP_VERSIONS", 5, "How many index versions to keep for rollback.", _count),
+    Setting("POLICYBOT_RATE_PER_MINUTE", 30,
+            "Questions per minute per client address (/api/ask) and per user (webhooks); 0: no limit.", _whole),
+    Setting("POLICYBOT_PROXIES", 0, "Reverse proxies in front of the bot whose X-Forwarded-For is trusted "
+            "(the client address the rate limit counts).", _whole),
+    Setting("POLICYBOT_LOG_DAYS", 180, "Days the question log keeps a question (pruned at start and daily).",
+            _count),
     Setting("POLICYBOT_ADMIN_TOKEN", None, "Bearer token of the admin API (unset: admin API off).",
             secret=True),
     Setting("POLICYBOT_WECHAT_TOKEN", None, "WeChat Official Account Token (setting it mounts /wechat).",

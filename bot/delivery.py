@@ -151,7 +151,7 @@ class OfficialAccountCourier:
         self.client = client
 
     def deliver(self, user_id: str, text: str) -> None:
-        self.client.call(self.client.message.send_text, user_id, text)
+        require_json(self.client.call(self.client.message.send_text, user_id, text))
 
     def close(self) -> None:
         self.client.close()
@@ -165,7 +165,7 @@ class WorkCourier:
         self.agent_id = agent_id
 
     def deliver(self, user_id: str, text: str) -> None:
-        self.client.call(self.client.message.send_text, self.agent_id, user_id, text)
+        require_json(self.client.call(self.client.message.send_text, self.agent_id, user_id, text))
 
     def close(self) -> None:
         self.client.close()
@@ -173,6 +173,17 @@ class WorkCourier:
 
 class DeliveryFailed(BotError):
     """The platform refused a late answer."""
+
+
+def require_json(result: Any) -> None:
+    """wechatpy hands back the raw response when a 200 is not JSON (a proxy's error page, say),
+    without raising: that is no proof of delivery.
+
+    :raise DeliveryFailed: ``result`` is not the API's JSON answer
+    """
+    if not isinstance(result, dict):
+        status = getattr(result, "status_code", "?")
+        raise DeliveryFailed(f"the message API answered HTTP {status} without a JSON body; not delivered")
 
 
 class TelegramCourier:

@@ -13,6 +13,7 @@ gets :class:`JobConflict` (the API answers 409).
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import threading
@@ -232,8 +233,12 @@ def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, 
     except RetrievalError as exc:
         _fail(store, job_id, str(exc))
     except Exception as exc:  # a background thread has nobody else to report to
-        log.exception("re-index job %s failed", job_id)
-        _fail(store, job_id, f"internal error: {type(exc).__name__}: {exc}")
+        problem = storage_problem(exc, data_dir)
+        if problem is None:
+            log.exception("re-index job %s failed", job_id)
+        else:
+            log.error("re-index job %s failed: %s", job_id, problem)
+        _fail(store, job_id, problem or f"internal error: {type(exc).__name__}: {exc}")
     else:
         log.info("re-index job %s published index version %s", job_id, version)
         store.update(job_id, state="done", stage="done", done=1, total=1, version=version,
@@ -242,6 +247,23 @@ def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, 
         stop.set()
         if heart.is_alive():
             heart.join(timeout=HEARTBEAT_S)
+
+
+def storage_problem(exc: BaseException, data_dir: Path) -> str | None:
+    """What to tell the admin (in Chinese, then English) when ``exc`` means the data directory
+    cannot be written: permissions, a read-only file system, a full disk. None otherwise."""
+    if isinstance(exc, sqlite3.OperationalError) and any(
+            word in str(exc) for word in ("readonly", "read-only", "unable to open", "disk I/O", "full")):
+        where, why = str(data_dir), str(exc)
+    elif isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        where, why = str(exc.filename or data_dir), exc.strerror or str(exc)
+    else:
+        return None
+    return (f"数据目录无法写入：{where}（{why}）。请检查 POLICYBOT_DATA={data_dir} 的写权限和磁盘空间。"
+            f" The data directory cannot be written: {where} ({why}).")
+
+
+_STORAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def _fail(store: JobStore, job_id: str, message: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import asdict
@@ -271,7 +272,11 @@ def init_app(app: Flask) -> Service:
     settings = DialogSettings()
     if app.config.get("CONTACT_TEXT"):
         settings = replace(settings, contact_text=app.config["CONTACT_TEXT"])
-    storage = Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT"))
+    storage = Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT"), log_days=app.config.get("LOG_DAYS"))
+    try:
+        storage.prune_log()  # at start, then daily as questions are logged
+    except sqlite3.Error as exc:
+        log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
     memory = SharedSessionMemory(storage, ttl_s=settings.followup_ttl_s)
     service = Service(

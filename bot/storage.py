@@ -32,6 +32,7 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0
 KEEP_S = 3 * 24 * 3600  # answers and memos are kept this long: platform retries come within hours at most
 PRUNE_EVERY_S = 3600.0
+LOG_PRUNE_EVERY_S = 86400.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS questions (
@@ -71,6 +72,11 @@ CREATE TABLE IF NOT EXISTS nonces (   -- signed (timestamp, nonce) pairs seen by
     digest      TEXT NOT NULL,      -- SHA-256 of the body the pair signed
     seen_at     REAL NOT NULL,
     PRIMARY KEY (channel, timestamp, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rates (    -- requests per client in the current rate window
+    key         TEXT PRIMARY KEY,   -- hashed client (address or user)
+    window      INTEGER NOT NULL,   -- unix time the window started
+    count       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (user TEXT PRIMARY KEY, data TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_at ON sessions (at);
@@ -114,8 +120,10 @@ class Unanswered:
 class Storage:
     """The SQLite database at ``path``; safe to share between threads and processes."""
 
-    def __init__(self, path: Path, *, salt: str | None = None) -> None:
+    def __init__(self, path: Path, *, salt: str | None = None, log_days: int | None = None) -> None:
         self.path = Path(path)
+        self.log_days = log_days  # questions older than this are deleted (None: kept for ever)
+        self._last_log_prune = 0.0
         self._salt = salt.encode("utf-8") if salt else None
         self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._local = threading.local()
@@ -199,13 +207,26 @@ class Storage:
     # -- question log -----------------------------------------------------------------------
 
     def log_question(self, entry: LogEntry, *, conn: sqlite3.Connection | None = None) -> None:
-        """Append one row to the question log."""
+        """Append one row to the question log (and, once a day, delete rows past ``log_days``)."""
+        self.prune_log()
         (conn or self.connection()).execute(
             "INSERT INTO questions (asked_at, channel, user_hash, question, kind, abstained, top_doc,"
             " top_item, confidence, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry.asked_at or time.time(), entry.channel, entry.user_hash, entry.question, entry.kind,
              int(entry.abstained), entry.top_doc, entry.top_item, entry.confidence, entry.latency_ms),
         )
+
+    def prune_log(self, *, now: float | None = None, force: bool = False) -> int:
+        """Delete questions older than ``log_days``, at most once a day unless ``force``; returns how many."""
+        now = time.time() if now is None else now
+        if self.log_days is None or (not force and now - self._last_log_prune < LOG_PRUNE_EVERY_S):
+            return 0
+        self._last_log_prune = now
+        deleted = self.connection().execute("DELETE FROM questions WHERE asked_at < ?",
+                                            (now - self.log_days * 86400,)).rowcount
+        if deleted:
+            log.info("question log: deleted %d question(s) older than %d days", deleted, self.log_days)
+        return deleted
 
     def questions(self) -> list[LogEntry]:
         """The whole log, oldest first (for tests and exports)."""
@@ -280,6 +301,19 @@ class Storage:
                                (channel, timestamp, nonce)).fetchone()
         return row is not None and row[0] == digest
 
+    # -- rate limits --------------------------------------------------------------------------
+
+    def count_request(self, client: str, *, window_s: int) -> int:
+        """Count one request of ``client`` (an address or a user) and return how many it made in
+        the current ``window_s`` window, across all workers."""
+        window = int(time.time()) // window_s * window_s
+        hashed = self.hash(f"rate:{client}")  # before the transaction: hashing may itself write the salt
+        with self.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
+                " count = CASE WHEN window = excluded.window THEN count + 1 ELSE 1 END, window = excluded.window"
+                " RETURNING count", (hashed, window)).fetchone()[0]
+
     # -- memos ------------------------------------------------------------------------------
 
     def remember(self, key: str, reply: str) -> None:
@@ -301,6 +335,7 @@ class Storage:
         conn.execute("DELETE FROM answers WHERE claimed_at < ?", (now - KEEP_S,))
         conn.execute("DELETE FROM memos WHERE stored_at < ?", (now - KEEP_S,))
         conn.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_KEEP_S,))
+        conn.execute("DELETE FROM rates WHERE window < ?", (now - 3600,))  # windows are a minute or so
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

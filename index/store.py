@@ -178,7 +178,10 @@ def publish(data_dir: Path, version: str) -> None:
 def rollback(data_dir: Path, version: str | None = None) -> str:
     """Serve ``version``, or the version published before the current one; returns it.
 
+    Refused while a build runs: the build would publish over the rollback a moment later.
+
     :raises IndexNotFound: there is no such version, or nothing older to go back to.
+    :raises BuildLocked: an index build is running.
     """
     versions = list_versions(data_dir)
     if version is None:
@@ -187,7 +190,12 @@ def rollback(data_dir: Path, version: str | None = None) -> str:
         if not older:
             raise IndexNotFound("no older index version to roll back to; `policybot index versions` lists them")
         version = older[-1]
-    publish(data_dir, version)
+    try:
+        with build_lock(data_dir):
+            publish(data_dir, version)
+    except BuildLocked:
+        raise BuildLocked("an index build is running and would replace the rolled-back version when it "
+                          "publishes; roll back after it has finished") from None
     return version
 
 

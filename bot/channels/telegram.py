@@ -24,6 +24,7 @@ from bot.channels._xml import Rejected, read_body
 from bot.compose import SORRY
 from bot.delivery import TELEGRAM_API_BASE, TelegramCourier, answer_in_time, courier_for
 from bot.domain import TELEGRAM_LIMIT, Question
+from bot.ratelimit import SLOW_DOWN, allowed
 from bot.service import get_service
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ def _help(chat: Chat) -> str | None:
 
 def _ask(chat: Chat, *, text: str | None = None) -> str | None:
     app = current_app._get_current_object()
+    if not allowed(app, f"telegram:{chat.user_id}"):
+        return SLOW_DOWN
     try:
         return answer_in_time(app, chat.question(chat.text if text is None else text), TELEGRAM_LIMIT,
                               dedupe_key=chat.dedupe_key, courier=_courier(app), address=str(chat.chat_id))

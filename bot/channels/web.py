@@ -17,10 +17,11 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Request, Response, jsonify, render_template, request
+from flask import Blueprint, Request, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import BadRequest
 
 from bot.domain import UNLIMITED, Question
+from bot.ratelimit import allowed, retry_after
 
 bp = Blueprint("web", __name__)
 SETTINGS: tuple[str, ...] = ()
@@ -40,12 +41,17 @@ def chat() -> str:
 
 
 @bp.post("/api/ask")
-def ask() -> Response:
-    """Answer ``{"question": "…"}`` with the answer's JSON (text, citations as hits)."""
+def ask() -> Response | tuple[Response, int]:
+    """Answer ``{"question": "…"}`` with the answer's JSON (text, citations as hits); 429 over the rate limit."""
+    from bot.app import error_response
     from bot.compose import answer_json
     from bot.service import get_service
 
     text = question_text(request)
+    if not allowed(current_app, f"web:{request.remote_addr}", address=request.remote_addr or ""):
+        response, status = error_response(429, "too many questions from this address; please wait a minute")
+        response.headers["Retry-After"] = str(retry_after())
+        return response, status
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > MAX_KEY_CHARS:
         raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY_CHARS} characters")

@@ -54,6 +54,7 @@ from bot.delivery import (
     courier_for,
 )
 from bot.domain import WECHAT_LIMIT, Limit, Question
+from bot.ratelimit import SLOW_DOWN, allowed
 from bot.service import get_service
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,8 @@ class OfficialAccount:
 
     def answer(self, question: Question, dedupe_key: str) -> str | None:
         """Ask the dialog through the service within the budget; ``None`` if it will come late."""
+        if not allowed(self.app, f"{self.name}:{question.user_id}"):
+            return SLOW_DOWN
         try:
             return answer_in_time(self.app, question, self.limit, dedupe_key=dedupe_key,
                                   courier=self.courier, address=question.user_id)

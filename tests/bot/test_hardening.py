@@ -366,3 +366,179 @@ def test_upload_folders_of_killed_workers_are_swept_at_start(make, tmp_path) -> 
     assert not leftover.exists()
     assert upload(client, "plan.txt", PLAN.read_bytes()).status_code == 201
     assert list((tmp_path / "data" / "uploads").iterdir()) == []
+
+
+# -- risk: a read-only data directory ---------------------------------------------------------------
+
+READ_ONLY_PROBE = r"""
+import io, json, sys
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+from bot.app import create_app
+
+data, plan, token = sys.argv[1:4]
+app = create_app({"TESTING": True, "DATA": data, "ADMIN_TOKEN": token}, instance_path=data + "/instance")
+client = app.test_client()
+auth = {"Authorization": "Bearer " + token}
+boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(open(plan, "rb").read()), filename="plan.txt")})
+results = {
+    "upload": client.post("/admin/documents", data=body, headers=auth,
+                          content_type="multipart/form-data; boundary=" + boundary),
+    "rollback": client.post("/admin/rollback", json={"version": sys.argv[4]}, headers=auth),
+    "reindex": client.post("/admin/reindex", headers=auth),
+    "ask": client.post("/api/ask", json={"question": "班额有什么规定？"}),
+}
+print(json.dumps({name: [r.status_code, r.get_json()] for name, r in results.items()}, ensure_ascii=False))
+"""
+
+
+def test_a_read_only_data_dir_is_named_in_every_refusal(tmp_path, two_versions) -> None:
+    """The data dir is bind-mounted read-only in a private mount namespace (gone when the child exits)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a read-only folder")
+    from index.library import add_paths
+
+    data, older, _newer = two_versions
+    add_paths(data, [PLAN])  # something to re-index
+    script = tmp_path / "probe.py"
+    script.write_text(READ_ONLY_PROBE, encoding="utf-8")
+    mount = f'mount --bind "{data}" "{data}" && mount -o remount,bind,ro "{data}" && exec "$0" "$@"'
+    child = subprocess.run(["unshare", "-m", "sh", "-c", mount, sys.executable, str(script), str(data), str(PLAN),
+                            TOKEN, older], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 0, child.stderr[-3000:]
+    results = json.loads(child.stdout.strip().splitlines()[-1])
+    for name in ("upload", "rollback", "reindex"):
+        status, body = results[name]
+        assert status == 503, (name, body)
+        assert body["error"].startswith("数据目录无法写入：") and str(data) in body["error"], (name, body)
+        assert "Read-only file system" in body["error"] or "readonly" in body["error"], (name, body)
+    status, body = results["ask"]
+    assert status == 503 and "try again later" in body["error"], body
+
+
+# -- risk: a rollback while a build runs ------------------------------------------------------------
+
+
+def test_a_rollback_while_a_build_runs_is_refused_with_409(make, two_versions) -> None:
+    from index.store import build_lock, current_version
+
+    data, older, newer = two_versions
+    client = make({"ADMIN_TOKEN": TOKEN}, data=data).test_client()
+    with build_lock(data):  # what a running build holds until it has published
+        response = client.post("/admin/rollback", json={"version": older},
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 409 and "roll back after it has finished" in response.json["error"]
+    assert current_version(data) == newer
+    after = client.post("/admin/rollback", json={"version": older}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert after.status_code == 200 and current_version(data) == older
+
+
+# -- risk: a 200 that is not JSON is not a delivery -------------------------------------------------
+
+
+class HtmlAPI:
+    """A loopback stand-in for the WeChat API that hands out tokens but answers sends with an HTML page."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the token
+                self._send(b'{"access_token": "token-1", "expires_in": 7200}', "application/json")
+
+            def do_POST(self) -> None:  # noqa: N802 - message/custom/send
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._send(b"<html><body>502 Bad Gateway (a proxy)</body></html>", "text/html")
+
+            def _send(self, body: bytes, kind: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_200_without_json_from_the_message_api_is_not_logged_as_delivered(caplog) -> None:
+    from bot.delivery import AnswerRunner, OfficialAccountClient, OfficialAccountCourier
+
+    api = HtmlAPI()
+    courier = OfficialAccountCourier(OfficialAccountClient("wx0123456789abcdef", "secret", api_base=api.base))
+    runner = AnswerRunner(budget_s=0.0, workers=1)
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    try:
+        assert runner.answer("wechat:u:1", lambda: (time.sleep(0.05), "答案")[1],
+                             lambda text: courier.deliver("oUser", text)) is None
+        runner.shutdown()
+    finally:
+        courier.close()
+        api.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("could not be delivered" in line and "without a JSON body" in line for line in lines), lines
+    assert not any(line.endswith("delivered") and "could not" not in line for line in lines), lines
+
+
+# -- risk: a rate limit per client address and per user -------------------------------------------------
+
+
+def test_api_ask_is_rate_limited_per_address(make, bot_data) -> None:
+    client = make({"RATE_PER_MINUTE": 3}, data=bot_data).test_client()
+
+    def ask(address: str):
+        return client.post("/api/ask", json={"question": "帮助"}, environ_base={"REMOTE_ADDR": address})
+
+    statuses = [ask("203.0.113.7").status_code for _ in range(4)]
+    limited = ask("203.0.113.7")
+    assert statuses == [200, 200, 200, 429] and limited.status_code == 429
+    assert limited.json["error"].startswith("too many questions") and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert ask("203.0.113.8").status_code == 200  # another client
+    assert ask("127.0.0.1").status_code == 200  # loopback: a local proxy or the operator
+
+
+def test_a_webhook_user_over_the_limit_gets_a_polite_line(make, bot_data) -> None:
+    from bot.ratelimit import SLOW_DOWN
+
+    app = make({"WECHAT_TOKEN": TOKEN_WECHAT, "RATE_PER_MINUTE": 2}, data=bot_data)
+    client, wechat = app.test_client(), WeChatServer()
+
+    def ask(user: str) -> str:
+        push = wechat.push(wechat.text("帮助", user=user))
+        return wechat.open_reply(client.post("/wechat", query_string=push.query, data=push.body).data)["Content"]
+
+    replies = [ask(USER) for _ in range(3)]
+    assert replies[0] == replies[1] != SLOW_DOWN and replies[2] == SLOW_DOWN
+    assert ask("oAnotherUser000000000000002") != SLOW_DOWN
+    assert len(get_service(app).storage.questions()) == 3  # the refused one was not answered, so not logged
+
+
+# -- risk: the question log is pruned -----------------------------------------------------------------
+
+
+def test_the_question_log_keeps_log_days_and_is_pruned_at_start(make, bot_data) -> None:
+    from bot.storage import FILENAME, LogEntry, Storage
+
+    old = Storage(bot_data / FILENAME)
+    for days_ago in (200, 100, 1):
+        old.log_question(LogEntry("web", old.hash("u"), f"{days_ago} days ago", "answer", False, None, None, 0.9,
+                                  1.0, asked_at=time.time() - days_ago * 86400))
+    old.close()
+    app = make({"LOG_DAYS": 150}, data=bot_data)
+    assert [e.question for e in get_service(app).storage.questions()] == ["100 days ago", "1 days ago"]
