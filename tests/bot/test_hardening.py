@@ -395,6 +395,7 @@ print(json.dumps({name: [r.status_code, r.get_json()] for name, r in results.ite
 def test_a_read_only_data_dir_is_named_in_every_refusal(tmp_path, two_versions) -> None:
     """The data dir is bind-mounted read-only in a private mount namespace (gone when the child exits)."""
     import json
+    import os
     import shutil
     import subprocess
     import sys
@@ -411,7 +412,8 @@ def test_a_read_only_data_dir_is_named_in_every_refusal(tmp_path, two_versions) 
     script.write_text(READ_ONLY_PROBE, encoding="utf-8")
     mount = f'mount --bind "{data}" "{data}" && mount -o remount,bind,ro "{data}" && exec "$0" "$@"'
     child = subprocess.run(["unshare", "-m", "sh", "-c", mount, sys.executable, str(script), str(data), str(PLAN),
-                            TOKEN, older], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+                            TOKEN, older], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == 0, child.stderr[-3000:]
     results = json.loads(child.stdout.strip().splitlines()[-1])
     for name in ("upload", "rollback", "reindex"):
