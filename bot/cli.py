@@ -80,12 +80,13 @@ def index_build(paths: tuple[Path, ...]) -> None:
 
 @index_group.command("versions")
 def index_versions() -> None:
-    """List the kept index versions; * marks the one being served."""
-    from index.store import current_version, list_versions
+    """List the kept index versions; * marks the one being served, ! a damaged one (and why)."""
+    from index.integrity import index_health
 
-    served = current_version(data_dir())
-    for version in list_versions(data_dir()):
-        click.echo(f"{'*' if version == served else ' '} {version}")
+    health = index_health(data_dir())
+    for v in sorted(health.versions, key=lambda v: v.version):
+        mark = "*" if v.version == health.served else "!" if not v.intact else " "
+        click.echo(f"{mark} {v.version}" + (f"  DAMAGED: {v.problem}" if not v.intact else ""))
 
 
 @index_group.command("rollback")

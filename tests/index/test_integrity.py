@@ -142,3 +142,14 @@ def test_index_status_names_the_damaged_version(data, monkeypatch) -> None:
     assert f"version:   {older}" in result.output
     as_json = json.loads(CliRunner().invoke(cli, ["index", "status", "--json"]).output)
     assert as_json["version"] == older and as_json["damaged"][0]["version"] == newer
+
+
+def test_index_versions_marks_the_served_and_the_damaged_versions(data, monkeypatch) -> None:
+    older, newer = list_versions(data)
+    shutil.rmtree(index_root(data) / newer / "bm25")
+    monkeypatch.setenv("POLICYBOT_DATA", str(data))
+    result = CliRunner().invoke(cli, ["index", "versions"])
+    assert result.exit_code == 0, result.output
+    first, second = result.output.splitlines()
+    assert first == f"* {older}"
+    assert second.startswith(f"! {newer}  DAMAGED: bm25/") and second.endswith(" is missing")
