@@ -112,7 +112,6 @@ class JobStore:
     def __init__(self, path: Path, *, stale_after_s: float = STALE_AFTER_S) -> None:
         self.path = Path(path)
         self.stale_after_s = stale_after_s
-        self._ready = False
 
     def create(self, kind: str = "reindex") -> Job:
         """Queue a new job.
@@ -176,9 +175,8 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
-            if not self._ready:
-                initialise_database(conn, SCHEMA, name="jobs")
-                self._ready = True
+            # Every time (it is cheap): the file may have been deleted since, and must not lose its table.
+            initialise_database(conn, SCHEMA, name="jobs")
             # IMMEDIATE: check-then-insert in create() must not race another worker.
             with immediate_transaction(conn):
                 yield conn

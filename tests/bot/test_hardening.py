@@ -544,3 +544,14 @@ def test_the_question_log_keeps_log_days_and_is_pruned_at_start(make, bot_data) 
     old.close()
     app = make({"LOG_DAYS": 150}, data=bot_data)
     assert [e.question for e in get_service(app).storage.questions()] == ["100 days ago", "1 days ago"]
+
+
+def test_deleting_the_jobs_database_while_serving_is_no_500(make, bot_data) -> None:
+    from bot.jobs import FILENAME as JOBS
+
+    client = make({"ADMIN_TOKEN": TOKEN}, data=bot_data).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/admin/jobs", headers=auth).status_code == 200
+    (bot_data / JOBS).unlink()
+    response = client.get("/admin/jobs", headers=auth)
+    assert response.status_code == 200 and response.json == {"jobs": []}
