@@ -21,6 +21,7 @@ from bot import compose
 from bot.domain import UNLIMITED, Answer, Limit, Question
 from bot.sessions import Session, SessionKey, SessionMemory
 from index.domain import Document, WorkItem
+from index.numerals import cn_int
 from index.search import Searcher, SearchResult
 
 DEFAULT_CONTACT = "如需进一步咨询，请联系衡阳市教育局（可在其官方网站或公众号查询联系方式）。"
@@ -102,7 +103,7 @@ class Dialog:
         plan = _plan(question.text, session)
         if plan is None:
             return compose.render("empty", compose.Draft(limit=limit, lang=lang))
-        result = self._search(plan, session)
+        result = self._search(plan, session, question.scope)
         kind = "abstain" if result.abstained or not result.hits else "answer"
         # "还有呢" that finds nothing new is not a question the documents fail to cover
         intro = compose.PHRASES[lang].no_more if kind == "abstain" and plan.mode == "more" else ""
@@ -110,30 +111,30 @@ class Dialog:
         self._remember(key, question.text, plan, answer)
         return replace(answer, extra={**answer.extra, "query": plan.query, "followup": plan.mode != "new"})
 
-    def _search(self, plan: _Plan, session: Session | None) -> SearchResult:
+    def _search(self, plan: _Plan, session: Session | None, scope: str | None = None) -> SearchResult:
         """Search for ``plan``; "还有呢" leaves out the items already shown."""
         shown = session.shown if plan.mode == "more" and session else ()
         k = self.settings.search_k + len(shown)
         search = self._refine if plan.focus else self._plain
-        result = search(plan.query, plan.focus, k)
+        result = search(plan.query, plan.focus, k, scope)
         if shown:
             result = _drop_shown(result, shown)
         if plan.mode == "new":
             return result
         # a follow-up's result is re-ranked or cut here, so its abstention is decided here too
-        weak = not result.hits or result.hits[0].confidence < self.settings.min_confidence
+        weak = not result.hits or result.hits[0].confidence < self._searcher().abstain_below
         return replace(result, abstained=result.abstained or weak)
 
-    def _plain(self, query: str, focus: str, k: int) -> SearchResult:
-        return self._searcher().search(query, k=k)
+    def _plain(self, query: str, focus: str, k: int, scope: str | None = None) -> SearchResult:
+        return self._searcher().search(query, k=k, scope=scope)
 
-    def _refine(self, query: str, focus: str, k: int) -> SearchResult:
+    def _refine(self, query: str, focus: str, k: int, scope: str | None = None) -> SearchResult:
         """Items for a follow-up's new subject (``focus``) that also fit the topic it follows."""
         # Searched together with the topic, the old subject (幼儿园) outweighs the new one (高中),
         # so rank by the new words and keep the items that the topic search finds too.
         searcher, pool = self._searcher(), max(FOLLOWUP_POOL, k)
-        own = searcher.search(focus, k=pool)
-        both = searcher.search(query, k=pool)
+        own = searcher.search(focus, k=pool, scope=scope)
+        both = searcher.search(query, k=pool, scope=scope)
         if own.abstained:  # the new words mean nothing alone: the topic has to carry them
             return replace(both, hits=both.hits[:k])
         in_topic = {(h.doc_id, h.item_locator) for h in both.hits}
@@ -264,8 +265,6 @@ _FILLER_RE = re.compile("|".join(re.escape(w) for w in _CJK_FILLERS))
 _NOT_WORD = re.compile(r"[\W_]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}
 _ASKING = ("具体", "详细", "怎么", "如何", "怎样", "哪些", "什么", "其他", "其它", "别的", "how", "what", "more")
 FOLLOWUP_MAX_CHARS = 8
 FOLLOWUP_MAX_WORDS = 5
@@ -311,17 +310,8 @@ def language(text: str) -> str:
 
 
 def parse_number(numeral: str) -> int:
-    """``"12"``, ``"十二"``, ``"一百零五"`` → int."""
-    if numeral.isdigit():
-        return int(numeral)
-    total, digit = 0, 0
-    for ch in numeral:
-        if ch in ("十", "百"):
-            total += (digit or 1) * (10 if ch == "十" else 100)
-            digit = 0
-        else:
-            digit = _CN_DIGITS[ch]
-    return total + digit
+    """``"12"``, ``"十二"``, ``"一百零五"`` → int (the same reader as the parser's)."""
+    return cn_int(numeral)
 
 
 def _key(question: Question) -> SessionKey:

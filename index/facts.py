@@ -3,14 +3,18 @@ is only answered by text that contains one.
 
 Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the plan) from
 "幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
-answering checks the expected answer type; this module does that for the few
-types parents ask about that policy plans rarely contain.
+answering checks the expected answer type; this module does that for the types
+parents ask about that policy documents often do not contain: a price, a time, a date,
+a count, a duration, a score line, a named person, a procedure, a phone number or an
+address.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from index.numerals import normalize_numerals
 
 
 @dataclass(frozen=True)
@@ -20,18 +24,52 @@ class FactType:
     present: re.Pattern[str]
 
 
+# Each type fires only on a real request for the fact: 收费标准 or 学费 alone asks about the rule
+# (a law's fee article answers it), 学费多少钱 asks for a figure. ``present`` reads text whose
+# Chinese numerals are already digits (see :func:`states_fact`).
 FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "price",
-        re.compile(r"多少钱|学费|收费标准|费用是多少|要交多少|价格|\bfees?\b|"
+        # money asked for: a fee, a salary, an allowance, a budget
+        re.compile(r"多少钱|(?:学费|收费|费用|价格|保教费|保育费|伙食费|工资|薪资|薪水|补贴|补助|奖金|经费|资金|投入)"
+                   r"[^，。？?！!]{0,8}(?:多少|几)|(?:多少|几)(?:亿|万)元?|要交多少|交多少|"
                    r"how much (?:does|is|are)[^.?!。？！]{0,60}(?:cost|fee)", re.I),
-        re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)|收费标准为|每生每"),
+        re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|亿元|块)|收费标准为|每生每"),
     ),
     FactType(
         "clock_time",
         # 几点几 is a version number ("2.0"), not a time of day.
         re.compile(r"几点(?!几)|什么时[候间]到校|上课时间|放学时间|what time", re.I),
         re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*[点时](?:\d{1,2}分|半|整)?(?!五|\d)"),
+    ),
+    FactType(
+        "date",
+        # the day of an event (报名, 开学, 放假, 考试): a law's 六周岁 answers 什么时候上学, not these
+        re.compile(r"几月几[号日]|几号(?!楼|线)|哪一?天|具体日期|什么日期|截止日期|"
+                   r"(?:什么|啥)时[候间](?:开始|截止)?(?:报名|开学|放假|放|考试|考|截止|填报|公布|出成绩)|"
+                   r"(?:报名|开学|放假|考试|截止)(?:时间|日期)|what date|when (?:is|does|do)\b", re.I),
+        re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*[日号]|\d{4}\s*[-./年]\s*\d{1,2}"),
+    ),
+    FactType(
+        "count",
+        re.compile(r"(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级)|how many", re.I),
+        re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
+    ),
+    FactType(
+        "duration",
+        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)(?:天|年|个月|周|小时|学时|课时)(?!级)|how long", re.I),
+        re.compile(r"\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+    ),
+    FactType(
+        "score_line",
+        re.compile(r"分数线|录取分|(?:多少|几)分|最低分|控制线|上线率|升学率|录取率"),
+        re.compile(r"\d{1,3}\s*分(?!之)|\d+(?:\.\d+)?\s*%"),
+    ),
+    FactType(
+        "person",
+        re.compile(r"(?:校长|园长|局长|主任|负责人|联系人)(?:是谁|叫什么)|叫什么名字|who is the", re.I),
+        re.compile(r"(?:校长|园长|局长|主任|负责人|联系人)[:：]?\s*[\u4e00-\u9fff]{2,3}(?:同志)?[，,。；\s]|"
+                   r"[\u4e00-\u9fff]{2,3}同志"),
     ),
     FactType(
         "procedure",
@@ -41,9 +79,14 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
     ),
     FactType(
+        "phone",
+        re.compile(r"电话|联系方式|热线|怎么联系|phone number|hotline", re.I),
+        re.compile(r"\d{3,4}-\d{7,8}|(?<!\d)1\d{10}(?!\d)|(?<!\d)123\d\d(?!\d)|电话[:：]"),
+    ),
+    FactType(
         "address",
-        re.compile(r"地址|在哪里办公|办公地点|电话|联系方式|怎么联系|\baddress\b|phone number", re.I),
-        re.compile(r"[路街]\d+号|地址[:：]|电话[:：]|\d{3,4}-\d{7,8}|1\d{10}"),
+        re.compile(r"地址|在哪里办公|办公地点|在哪儿办|\baddress\b", re.I),
+        re.compile(r"[路街]\d+号|地址[:：]"),
     ),
 )
 
@@ -57,11 +100,17 @@ QUANTITY = FactType(
 )
 
 
+# A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the fact.
+_YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常)[？?！!。\s]*$")
+
+
 def expected_facts(question: str) -> tuple[FactType, ...]:
     """The answer types ``question`` asks for (usually none)."""
+    if _YES_NO.search(question):
+        return ()
     return tuple(fact for fact in FACT_TYPES if fact.asked.search(question))
 
 
 def states_fact(text: str, fact: FactType) -> bool:
-    """Whether ``text`` contains a value of the answer type ``fact``."""
-    return bool(fact.present.search(text))
+    """Whether ``text`` contains a value of the answer type ``fact`` (三十日 counts as 30天)."""
+    return bool(fact.present.search(normalize_numerals(text)))

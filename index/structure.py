@@ -21,6 +21,7 @@ from pathlib import Path
 
 from index.domain import Document, Section, Sentence, WorkItem
 from index.loader import load_text
+from index.numerals import cn_int
 
 _CN = "零〇一二两三四五六七八九十百千"
 _NUM = rf"\d{{1,4}}|[{_CN}]{{1,8}}"
@@ -45,6 +46,15 @@ _DATE_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:\s*年\s*\d{1,2}\s*月\s*\d{
                         r"|[-./]\d{1,2}[-./]\d{1,2})")
 _ANY_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _TERMINALS = frozenset("。！？；")
+_TABLE_ROW = re.compile(r"\S \| \S|\S\t+\S|^\|.*\|\s*$")
+# What an official document calls itself at the end of its title.
+_DOC_KIND = re.compile(r"(?:通知|意见|方案|规划|计划|要点|办法|条例|规定|法|决定|细则|纲要|标准|公告|通报|报告|指南|"
+                       r"规则|章程|规程|守则|批复|函|通告|说明)(?:[（(][^）)]{1,12}[）)])?$")
+# A sender's letterhead or a document number: never the title.
+_LETTERHEAD = re.compile(r"^[^，。；]{2,24}(?:文件|教育局|教育厅|委员会|人民政府|办公室|办公厅)$"
+                         r"|[〔\[]\d{4}[〕\]]|第?\d+号$")
+# An amendment-history line quotes the names the document had before.
+_HISTORY = re.compile(r"(?:19|20)\d{2}\s*年[^。]{0,60}(?:通过|修正|修订|公布|施行|发布|批准)")
 _ASCII_TERMINALS = frozenset("!?;")
 # opener -> the closers that match it (writers mix full-width and ASCII parentheses)
 _PAIRS = {"（": "）)", "(": ")）", "“": "”", "‘": "’", "《": "》", "「": "」", "『": "』", "【": "】",
@@ -58,7 +68,7 @@ _TITLE_CUT = 24
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 1
+PARSER_VERSION = 2  # 2: titles from the document kind, never a letterhead or its history
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
@@ -90,7 +100,8 @@ def parse_document(text: str, *, doc_id: str, source: str = "", format: str = "t
 
 
 def split_sentences(text: str, base: int = 0) -> tuple[Sentence, ...]:
-    """Split after 。！？；!?; and at line breaks, never inside （…）, (…), “…” and the like.
+    """Split after 。！？；!?; and at line breaks, never inside （…）, (…), “…” and the like,
+    and never inside a table row (one line with cells joined by `` | `` or tabs).
 
     Offsets are ``base`` plus the position in ``text``; surrounding whitespace is stripped.
     """
@@ -98,7 +109,8 @@ def split_sentences(text: str, base: int = 0) -> tuple[Sentence, ...]:
     pos = 0
     for line in text.split("\n"):
         start = 0
-        for end in _sentence_ends(line):
+        # a table row ("项目: 新增学位 | 目标: 5000个") is quoted whole, each value beside its header
+        for end in () if _TABLE_ROW.search(line) else _sentence_ends(line):
             _emit(sentences, line, start, end, base + pos)
             start = end
         _emit(sentences, line, start, len(line), base + pos)
@@ -142,7 +154,7 @@ def _lines(text: str) -> list[_Line]:
 
 def _markers(lines: list[_Line]) -> list[_Marker]:
     # a law numbers its articles 第一条, 第二条 … at line starts
-    articles = [_cn_int(m.group(1)) for ln in lines if (m := _ARTICLE.match(ln.body))]
+    articles = [cn_int(m.group(1)) for ln in lines if (m := _ARTICLE.match(ln.body))]
     law = any(b == a + 1 for a, b in zip(articles, articles[1:], strict=False))
     found = _Walker(law, require_section=True).run(lines)
     if not any(m.kind == "section" for m in found):  # items without sections: one unnamed section
@@ -213,7 +225,7 @@ def _match(kind: str, pattern: re.Pattern[str], line: _Line, index: int, family:
     numeral = m.group(m.lastindex or 1)
     if family == "bracket":
         family = f"bracket:{m.group(1)}"
-    return _Marker(kind, _cn_int(numeral), numeral, m.group(0), family, index, _skip_space(line, m.end()))
+    return _Marker(kind, cn_int(numeral), numeral, m.group(0), family, index, _skip_space(line, m.end()))
 
 
 def _appendix(line: _Line, index: int) -> _Marker | None:
@@ -221,7 +233,7 @@ def _appendix(line: _Line, index: int) -> _Marker | None:
     if m is None:
         return None
     label = line.body[: m.start(2)].rstrip() if m.group(2) else line.body
-    number = _cn_int(m.group(1)) if m.group(1) else 1
+    number = cn_int(m.group(1)) if m.group(1) else 1
     numeral = f"附件{m.group(1) or ''}"
     return _Marker("appendix", number, numeral, label, "", index, _skip_space(line, len(label)))
 
@@ -229,21 +241,6 @@ def _appendix(line: _Line, index: int) -> _Marker | None:
 def _skip_space(line: _Line, offset: int) -> int:
     rest = line.body[offset:]
     return line.start + offset + len(rest) - len(rest.lstrip())
-
-
-def _cn_int(numeral: str) -> int:
-    """Value of an arabic or Chinese numeral: 十二 → 12, 一百零一 → 101."""
-    if numeral.isdigit():
-        return int(numeral)
-    digits = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
-    total, digit = 0, 0
-    for ch in numeral:
-        if ch in digits:
-            digit = digits[ch]
-        else:
-            total += (digit or 1) * {"十": 10, "百": 100, "千": 1000}[ch]
-            digit = 0
-    return total + digit
 
 
 # -- assembling sections and items ------------------------------------------------------------
@@ -377,17 +374,39 @@ def _item_title(body: str, *, law: bool) -> str:
 
 
 def _title(head: list[_Line]) -> str:
-    """A Markdown ``# heading``, else 《…》 in the first three lines, else the first short line.
+    """The document's own title, from the lines before its first section.
 
-    The heading goes first because a law's header lines cite other documents in 《…》.
+    In order: a Markdown ``# heading``; a 《…》 naming a kind of document (关于印发《…》的通知
+    gives the plan it prints); a line ending with a kind of document (…的通知, …条例), joined
+    across a line break. Letterheads (绍兴市教育局, 〔2021〕12号) and amendment-history lines
+    (1985年…通过) never give the title: they name the sender or an older name.
     """
-    first = head[:8]
-    candidates = ([ln for ln in first if ln.heading == 1] or [ln for ln in first[:3] if "《" in ln.body]
-                  or [ln for ln in first if len(ln.body) <= 40 and not ln.body.endswith(tuple(_TERMINALS))])
-    if not candidates:
-        return ""
-    m = _BOOK_TITLE.search(candidates[0].body)
-    return (m.group(1) if m else candidates[0].body).strip()
+    if heading := next((ln.body for ln in head[:8] if ln.heading == 1), None):
+        m = _BOOK_TITLE.search(heading)
+        return (m.group(1) if m else heading).strip()
+    lines = _title_lines(head[:12])
+    for text in lines:
+        for m in _BOOK_TITLE.finditer(text):
+            if _DOC_KIND.search(m.group(1)):
+                return m.group(1).strip()
+    for text in lines:
+        if len(text) <= 80 and _DOC_KIND.search(text):
+            return text
+    return next((t for t in lines if len(t) <= 40 and not t.endswith(tuple(_TERMINALS))), "")
+
+
+def _title_lines(head: list[_Line]) -> list[str]:
+    """Head lines that can hold a title, with a title broken over two lines joined again."""
+    bodies = [ln.body.strip() for ln in head if not _LETTERHEAD.search(ln.body.strip())
+              and not _HISTORY.search(ln.body)]
+    out: list[str] = []
+    for body in bodies:
+        if out and _DOC_KIND.search(out[-1] + body) and not _DOC_KIND.search(out[-1]) \
+                and len(out[-1]) <= 40 and not out[-1].endswith(tuple(_TERMINALS) + ("：", ":")):
+            out[-1] += body
+        else:
+            out.append(body)
+    return out
 
 
 def _year(title: str, head: list[_Line]) -> int | None:

@@ -27,13 +27,15 @@ import jieba
 import opencc
 from pypinyin import lazy_pinyin
 
+from index.numerals import normalize_numerals
+
 RESOURCES = Path(__file__).with_name("resources")
 DEFAULT_USERDICT = RESOURCES / "userdict.txt"
 DEFAULT_STOPWORDS = RESOURCES / "stopwords.txt"
 DEFAULT_SYNONYMS = RESOURCES / "synonyms.tsv"
 
 # Bump when a code change alters the tokens of a document (the index must then be rebuilt).
-TOKENIZER_VERSION = "1"
+TOKENIZER_VERSION = "2"  # 2: Chinese numerals normalised (六周岁 ≡ 6岁), quantity tokens
 
 # jieba logs "Building prefix dict ..." to stderr at DEBUG on every dictionary load.
 jieba.setLogLevel(logging.WARNING)
@@ -58,7 +60,6 @@ _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_RUN = re.compile(r"(?<![a-z0-9])[a-z]+(?: [a-z]+)*(?![a-z0-9])")
-_NUMBER_UNITS = "万亿"
 _MAX_GRAM_WORD = 10  # sub-grams only for dictionary-sized words; a 100k-char run must stay linear
 _MAX_PINYIN_WORDS = 8  # "chao da ban e" style runs: syllables typed as separate words
 _MAX_TYPO_WORD = 4  # homophone typos are looked for inside short out-of-vocabulary words
@@ -186,9 +187,10 @@ class Tokenizer:
     # --- public API ------------------------------------------------------------------------
 
     def normalize(self, text: str) -> str:
-        """Full → half width, traditional → simplified, lower-case latin, single spaces."""
+        """Full → half width, traditional → simplified, lower-case latin, single spaces, and
+        Chinese numerals as digits (六周岁 → 6岁), so that documents and questions meet."""
         text = self._t2s.convert(text.translate(_WIDTH))
-        return _SPACES.sub(" ", text.lower()).strip()
+        return normalize_numerals(_SPACES.sub(" ", text.lower()).strip())
 
     def tokens(self, text: str) -> list[str]:
         """Index terms of a document text (also the base of :meth:`query_tokens`)."""
@@ -211,6 +213,17 @@ class Tokenizer:
                     result.append(token)
         return result
 
+    def expansion_tokens(self, text: str) -> list[str]:
+        """Only the terms that synonyms, pinyin and typo repair add to a question (for a feature
+        of their own: expansion must not pull the main query towards whole-document words)."""
+        norm = self.normalize(text)
+        words = self._jieba.lcut(norm)
+        own = set(self._tokens(norm, words))
+        extra: list[str] = []
+        for term in self._expansions(norm, words):
+            extra += [t for t in self._term_tokens.get(term) or self._tokens(term) if t not in own]
+        return list(dict.fromkeys(extra))
+
     def expand_query(self, text: str) -> str:
         """The normalized question with its expansion terms appended, for the dense embedder."""
         norm = self.normalize(text)
@@ -228,9 +241,9 @@ class Tokenizer:
             if word in self._stopwords or not _has_content(word):
                 continue
             result += [piece for piece in self._pieces(word) if piece not in self._stopwords]
-            # "2.5万" is how a document states an amount; jieba cuts it into 2.5 / 万个.
             following = words[i + 1] if i + 1 < len(words) else ""
-            if following and following[0] in _NUMBER_UNITS and _NUMBER.fullmatch(word):
+            if following and _NUMBER.fullmatch(word) and (_is_han(following[0]) or following[0] == "%"):
+                # a quantity is one term too (6岁, 30天, 2.5万): the bare 15 of 5月15日 is not 15岁
                 result.append(word + following[0])
         return result
 

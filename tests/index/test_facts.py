@@ -1,0 +1,39 @@
+"""index.facts: answer-type checks fire only on a real request for the fact."""
+
+import pytest
+
+from index.facts import expected_facts, states_fact
+
+
+def _names(question: str) -> list[str]:
+    return [f.name for f in expected_facts(question)]
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("幼儿园学费多少钱", ["price"]),
+    ("一中录取分数线多少", ["score_line"]),
+    ("今年新建几所学校", ["count"]),
+    ("义务教育几年", ["duration"]),
+    ("你们校长是谁", ["person"]),
+    ("教育局电话多少", ["phone"]),
+    ("几月几号开学", ["date"]),
+    ("how many schools will be built", ["count"]),
+])
+def test_a_request_for_a_fact_is_recognised(question, expected):
+    assert _names(question) == expected
+
+
+@pytest.mark.parametrize("question", [
+    "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "孩子几岁上小学", "谁负责义务教育", "师德考核结果用在哪",
+])
+def test_questions_about_a_rule_ask_for_no_fact(question):
+    assert _names(question) == []
+
+
+def test_a_fact_is_stated_in_either_numeral_script():
+    (duration,) = expected_facts("义务教育几年")
+    assert states_fact("国家实行九年义务教育制度。", duration)
+    assert not states_fact("国家实行义务教育制度。", duration)
+    (count,) = expected_facts("新建几所学校")
+    assert states_fact("新改扩建公办中小学30所", count)
+    assert states_fact("新建学校三十所", count)
