@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -218,45 +217,17 @@ def ask(question: str, as_json: bool) -> None:
         click.echo(answer.text)
 
 
-@cli.command("eval")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
-@click.option("--misses", is_flag=True, help="List the questions that were not answered by a gold item.")
-def eval_command(file: Path, as_json: bool, misses: bool) -> None:
-    """Measure recall@1/3, MRR, span hits, abstention and latency on a JSON-lines question file."""
-    from index.evaluate import evaluate, read_questions
-
-    with _translated():
-        questions = read_questions(file)
-        dialog = _dialog()
-        report = evaluate(questions, lambda q: _outcome(dialog, q))
-    for miss in report.misses if misses else ():
-        click.echo(json.dumps(miss, ensure_ascii=False), err=as_json)
-    figures = report.figures()
-    if as_json:
-        click.echo(json.dumps(figures, ensure_ascii=False))
-        return
-    click.echo(f"questions {report.questions} (answerable {report.answerable}, unanswerable {report.unanswerable})")
-    for key in ("recall@1", "recall@3", "mrr", "span_hit", "abstain_ok", "false_abstain", "p50_ms", "p95_ms"):
-        click.echo(f"{key:>14}  {figures[key]}")
-
-
-def _outcome(dialog, question: str):
-    from bot.domain import Question
-    from index.evaluate import Outcome
-
-    # A fresh user per question: no question may be read as a follow-up to the one before.
-    answer = dialog.respond(Question(channel="eval", user_id=f"eval-{uuid.uuid4().hex}", text=question))
-    items = tuple(hit.item_number for hit in answer.hits)
-    return Outcome(items=items, abstained=answer.abstained, text=answer.text)
-
-
 def _dialog():
     from bot.dialog import Dialog, DialogSettings
+
+    searcher = _searcher()
+    return Dialog(lambda: searcher, settings=DialogSettings())
+
+
+def _searcher(ranker=None):
     from index.search import open_searcher
 
-    searcher = open_searcher(data_dir(), embedder=embedder_spec())
-    return Dialog(lambda: searcher, settings=DialogSettings())
+    return open_searcher(data_dir(), embedder=embedder_spec(), ranker=ranker)
 
 
 def _current_manifest():
@@ -317,6 +288,9 @@ def _register_optional_commands() -> None:
 
     cli.add_command(serve)
     cli.add_command(log_group)
+    from bot import cli_quality
+
+    cli_quality.register(cli, dialog_factory=_dialog, searcher_factory=_searcher, translated=_translated)
 
 
 _register_optional_commands()

@@ -402,7 +402,8 @@ def answer_json(answer: Answer) -> dict:
         "answer": answer.text,
         "abstained": answer.abstained,
         "confidence": round(float(answer.confidence), 4),
-        "hits": [{"document": hit.doc_title, "item": hit.item_number, "item_title": hit.item_title,
-                  "section": hit.section, "score": round(float(hit.score), 4), "sentences": list(hit.sentences)}
+        "hits": [{"document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,
+                  "item_title": hit.item_title, "section": hit.section, "ref": hit.ref,
+                  "score": round(float(hit.score), 4), "sentences": list(hit.sentences), "text": hit.text}
                  for hit in answer.hits],
     }

@@ -20,6 +20,7 @@ class Question:
     user_id: str
     text: str
     message_id: str = ""
+    scope: str | None = None  # search only this document (doc_id); None: the whole library
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,5 @@ class Hit:
     lexical: float = 0.0
     dense: float = 0.0
     item_label: str = ""
+    text: str = ""  # the item's full text, verbatim
+    ref: str = ""  # what a user types to open the item: unique across the library

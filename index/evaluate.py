@@ -1,12 +1,18 @@
-"""Measure retrieval quality on a question set with gold work items.
+"""Measure retrieval quality on labelled questions.
 
-The file format is JSON lines, one question each::
+Two JSON-lines formats are read, one question per line::
 
-    {"id": "q1", "question": "…", "gold_items": [3, 12], "answer_span": "…"}
+    {"id": "q1", "question": "…", "gold_items": [3, 12], "answer_span": "…"}           # one document
+    {"id": "m1", "question": "…", "gold": [{"doc": "stem", "item": 11, "span": "…"}]}   # a library
 
-``gold_items: []`` marks a question the documents do not answer: the right
-outcome is to abstain. The caller supplies ``ask``, so the same figures can be
-taken of the bare searcher or of the whole dialog with its composed answer.
+An empty gold list marks a question the documents do not answer: the right outcome is
+to abstain. ``item`` is an item or article number, a locator (``"三/（二）/1"``), or null:
+then the item is the one whose text holds ``span``. Rows of the first format name no
+document; ``default_doc`` says which one they are about.
+
+The caller supplies ``ask``, so the same figures are taken of the whole dialog, of the bare
+searcher or of a baseline ranker. A set written about one document (the first format) is
+scoped to it (``EvalQuestion.scope``): in a library, another document may answer it too.
 """
 
 from __future__ import annotations
@@ -14,28 +20,63 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.domain import Hit
 from index.errors import CorpusError
+
+
+@dataclass(frozen=True)
+class Gold:
+    """One item that answers a question: its document stem, number or locator, and a verbatim span."""
+
+    doc: str | None
+    item: int | str | None
+    span: str | None = None
 
 
 @dataclass(frozen=True)
 class EvalQuestion:
     qid: str
     question: str
-    gold_items: tuple[int, ...]
-    answer_span: str | None
+    gold: tuple[Gold, ...]
     kind: str = ""
+    source: str = ""
+    scope: str | None = None  # the one document a single-document set is about: search only it
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.gold)
+
+    @property
+    def doc(self) -> str:
+        """The document the question is about ('' when unanswerable): used to group by document."""
+        return next((g.doc for g in self.gold if g.doc), "")
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One item a system returned: enough to match it against gold."""
+
+    doc_id: str
+    number: int
+    locator: str
+    text: str = ""
+    shown: str = ""  # the sentences the answer quotes from it
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> RankedItem:
+        return cls(doc_id=hit.doc_id, number=hit.item_number, locator=hit.item_locator, text=hit.text,
+                   shown="\n".join(hit.sentences))
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the system did with one question: ranked item numbers, abstention, shown text."""
+    """What the system did with one question: ranked items (best first) and abstention."""
 
-    items: tuple[int, ...]
+    items: tuple[RankedItem, ...]
     abstained: bool
-    text: str
 
 
 @dataclass(frozen=True)
@@ -43,27 +84,32 @@ class Report:
     questions: int
     answerable: int
     unanswerable: int
+    doc_at_1: float
     recall_at_1: float
     recall_at_3: float
     mrr: float
-    span_hit: float
+    span_at_3: float
     abstain_ok: float
     false_abstain: float
     p50_ms: float
     p95_ms: float
     misses: tuple[dict, ...] = ()
+    by_doc: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def figures(self) -> dict[str, float]:
         """The figures under the keys ``policybot eval --json`` promises."""
         return {
-            "recall@1": self.recall_at_1, "recall@3": self.recall_at_3, "mrr": self.mrr,
-            "span_hit": self.span_hit, "abstain_ok": self.abstain_ok, "false_abstain": self.false_abstain,
-            "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
+            "doc@1": self.doc_at_1, "recall@1": self.recall_at_1, "recall@3": self.recall_at_3,
+            "mrr": self.mrr, "span@3": self.span_at_3, "abstain_ok": self.abstain_ok,
+            "false_abstain": self.false_abstain, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
             "questions": self.questions, "answerable": self.answerable, "unanswerable": self.unanswerable,
         }
 
 
-def read_questions(path: Path) -> list[EvalQuestion]:
+FIGURE_KEYS = ("doc@1", "recall@1", "recall@3", "mrr", "span@3", "abstain_ok", "false_abstain")
+
+
+def read_questions(path: Path, *, default_doc: str | None = None) -> list[EvalQuestion]:
     """Parse a JSON-lines question file; a bad line is an error naming its line number."""
     rows: list[EvalQuestion] = []
     try:
@@ -72,67 +118,133 @@ def read_questions(path: Path) -> list[EvalQuestion]:
         raise CorpusError(f"{path}: cannot read question file ({exc})") from exc
     for n, line in enumerate(lines, start=1):
         if line.strip():
-            rows.append(_parse_row(path, n, line))
+            rows.append(_parse_row(path, n, line, default_doc))
     if not rows:
         raise CorpusError(f"{path}: no questions")
     return rows
 
 
-def _parse_row(path: Path, n: int, line: str) -> EvalQuestion:
+def _parse_row(path: Path, n: int, line: str, default_doc: str | None) -> EvalQuestion:
     try:
         row = json.loads(line)
-        return EvalQuestion(
-            qid=str(row.get("id", n)), question=str(row["question"]),
-            gold_items=tuple(int(i) for i in row.get("gold_items") or ()),
-            answer_span=row.get("answer_span"), kind=str(row.get("kind", "")),
-        )
+        scope = None
+        if "gold" in row:
+            gold = tuple(Gold(doc=g.get("doc") or default_doc, item=_item(g.get("item")), span=g.get("span"))
+                         for g in row["gold"] or ())
+        else:
+            span = row.get("answer_span")
+            gold = tuple(Gold(doc=default_doc, item=int(i), span=span) for i in row.get("gold_items") or ())
+            scope = default_doc  # written about one document: other documents may answer it too
+        return EvalQuestion(qid=str(row.get("id", n)), question=str(row["question"]), gold=gold,
+                            kind=str(row.get("kind", "")), source=Path(path).stem, scope=scope)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorpusError(f"{path}:{n}: not a question row ({exc})") from exc
 
 
-def evaluate(questions: Iterable[EvalQuestion], ask: Callable[[str], Outcome]) -> Report:
-    """Run every question through ``ask`` and compute recall, MRR, span hits, abstention and latency."""
+def _item(value) -> int | str | None:
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
+def matches(item: RankedItem, gold: Gold) -> bool:
+    """Whether a returned item is the gold one."""
+    if gold.doc and item.doc_id != gold.doc:
+        return False
+    if isinstance(gold.item, int):
+        return item.number == gold.item
+    if isinstance(gold.item, str):
+        return item.locator == gold.item
+    return bool(gold.span) and _contains(item.text, gold.span)
+
+
+def gold_rank(items: Sequence[RankedItem], gold: Sequence[Gold]) -> int | None:
+    """1-based rank of the first returned item that matches any gold item."""
+    return next((n for n, item in enumerate(items, start=1) if any(matches(item, g) for g in gold)), None)
+
+
+def evaluate(questions: Iterable[EvalQuestion], ask: Callable[[EvalQuestion], Outcome]) -> Report:
+    """Run every question through ``ask`` and compute the figures, overall and per document."""
     rows = list(questions)
     latencies: list[float] = []
-    r1 = r3 = rr = span = abstain_ok = false_abstain = 0.0
+    scored: list[tuple[EvalQuestion, dict[str, float]]] = []
     misses: list[dict] = []
     for q in rows:
         start = time.perf_counter()
-        out = ask(q.question)
+        out = ask(q)
         latencies.append((time.perf_counter() - start) * 1000)
-        if not q.gold_items:
-            abstain_ok += out.abstained
-            if not out.abstained:
-                misses.append({"id": q.qid, "question": q.question, "expected": "abstain", "got": out.items[:3]})
-            continue
-        rank = next((n for n, item in enumerate(out.items, start=1) if item in q.gold_items), None)
-        r1 += rank == 1
-        r3 += rank is not None and rank <= 3
-        rr += 1 / rank if rank else 0.0
-        false_abstain += out.abstained
-        span += bool(q.answer_span) and not out.abstained and _contains(out.text, q.answer_span)
-        if rank != 1 or out.abstained:
-            misses.append({"id": q.qid, "question": q.question, "expected": q.gold_items,
-                           "got": out.items[:3], "abstained": out.abstained})
-    answerable = sum(1 for q in rows if q.gold_items)
-    unanswerable = len(rows) - answerable
+        score = score_outcome(q, out)
+        scored.append((q, score))
+        if score.get("miss"):
+            misses.append({"id": q.qid, "question": q.question,
+                           "expected": [g.__dict__ for g in q.gold] or "abstain",
+                           "got": [f"{i.doc_id}#{i.locator}" for i in out.items[:3]], "abstained": out.abstained})
+    figures = aggregate([s for _, s in scored])
+    by_doc: dict[str, list[dict[str, float]]] = {}
+    for q, s in scored:
+        by_doc.setdefault(q.doc or "(unanswerable)", []).append(s)
     return Report(
-        questions=len(rows), answerable=answerable, unanswerable=unanswerable,
-        recall_at_1=_ratio(r1, answerable), recall_at_3=_ratio(r3, answerable), mrr=_ratio(rr, answerable),
-        span_hit=_ratio(span, answerable), abstain_ok=_ratio(abstain_ok, unanswerable),
-        false_abstain=_ratio(false_abstain, answerable),
+        questions=len(rows), answerable=int(figures["answerable"]), unanswerable=int(figures["unanswerable"]),
+        doc_at_1=figures["doc@1"], recall_at_1=figures["recall@1"], recall_at_3=figures["recall@3"],
+        mrr=figures["mrr"], span_at_3=figures["span@3"], abstain_ok=figures["abstain_ok"],
+        false_abstain=figures["false_abstain"],
         p50_ms=round(_percentile(latencies, 50), 2), p95_ms=round(_percentile(latencies, 95), 2),
-        misses=tuple(misses),
+        misses=tuple(misses), by_doc={doc: aggregate(s) for doc, s in sorted(by_doc.items())},
     )
+
+
+def score_outcome(q: EvalQuestion, out: Outcome) -> dict[str, float]:
+    """The per-question scores that :func:`aggregate` averages."""
+    if not q.answerable:
+        return {"unanswerable": 1, "abstain_ok": float(out.abstained), "miss": float(not out.abstained)}
+    rank = gold_rank(out.items, q.gold)
+    docs = {g.doc for g in q.gold}
+    top3 = out.items[:3]
+    spans = [g.span for g in q.gold if g.span]
+    return {
+        "answerable": 1,
+        "doc@1": float(bool(out.items) and (None in docs or out.items[0].doc_id in docs)),
+        "recall@1": float(rank == 1), "recall@3": float(rank is not None and rank <= 3),
+        "mrr": 1 / rank if rank else 0.0,
+        "span@3": float(not out.abstained and any(_contains(i.shown, s) for i in top3 for s in spans)),
+        "false_abstain": float(out.abstained), "miss": float(rank != 1 or out.abstained),
+    }
+
+
+def aggregate(scores: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Means over answerable (ranking) and unanswerable (abstention) questions."""
+    answerable = [s for s in scores if s.get("answerable")]
+    unanswerable = [s for s in scores if s.get("unanswerable")]
+    out = {key: _mean(answerable, key) for key in ("doc@1", "recall@1", "recall@3", "mrr", "span@3",
+                                                   "false_abstain")}
+    out["abstain_ok"] = _mean(unanswerable, "abstain_ok")
+    out["answerable"], out["unanswerable"] = len(answerable), len(unanswerable)
+    return out
+
+
+def format_table(rows: dict[str, dict[str, float]], keys: Sequence[str] = FIGURE_KEYS) -> str:
+    """A plain-text table: one row per name, one column per figure."""
+    width = max((len(name) for name in rows), default=4) + 2
+    lines = ["".ljust(width) + "".join(f"{k:>14}" for k in keys)]
+    for name, figures in rows.items():
+        lines.append(name.ljust(width) + "".join(f"{_cell(figures.get(k)):>14}" for k in keys))
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _mean(rows: Sequence[dict[str, float]], key: str) -> float:
+    return round(sum(r.get(key, 0.0) for r in rows) / len(rows), 4) if rows else 0.0
 
 
 def _contains(text: str, span: str) -> bool:
     squash = str.maketrans("", "", " \n\t")
-    return span.translate(squash) in text.translate(squash)
-
-
-def _ratio(value: float, total: int) -> float:
-    return round(value / total, 4) if total else 0.0
+    return bool(span) and span.translate(squash) in text.translate(squash)
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:

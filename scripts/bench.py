@@ -46,6 +46,7 @@ def main() -> None:
         bench_ask(tmp / "seed", questions)
         print(f"peak RSS at seed scale (build + serve): {_rss_mb():.0f} MB")
         bench_library(tmp / "library")
+        bench_quality(tmp / "seed", tmp / "library", questions)
         for size in args.sizes:
             bench_scale(tmp / f"scale-{size}", size, questions)
     print(f"peak RSS after the scale runs: {_rss_mb():.0f} MB")
@@ -121,6 +122,46 @@ def bench_library(data: Path) -> None:
         time.sleep(0.1)
     print(f"upload to first answer from a new document ({law.name}: parse, embed, publish, hot swap): "
           f"{time.perf_counter() - start:.1f} s")
+
+
+def bench_quality(seed: Path, library: Path, questions: list[str]) -> None:
+    """Retrieval quality of the product beside the plain baselines, in the same run, on every
+    labelled set: the seed-plan sets on the seed plan alone, the library sets on the shared
+    corpus (the same figures as ``policybot eval --baselines``). Then ask latency at library scale."""
+    from index.baselines import BASELINES, Baselines
+    from index.evaluate import evaluate, format_table, read_questions
+
+    shared = ROOT.parent / "shared" / "eval"
+    sets = [(seed, shared / "dev.jsonl"), (seed, shared / "seed2.jsonl"),
+            (seed, ROOT / "tests" / "fixtures" / "questions.jsonl"), (library, shared / "multidoc.jsonl"),
+            *((library, f) for f in sorted((ROOT / "eval").glob("*.jsonl")))]
+    searchers = {data: open_searcher(data) for data in (seed, library)}
+    rows = {}
+    for data, path in sets:
+        searcher, plain = searchers[data], Baselines(searchers[data])
+        qs = read_questions(path, default_doc=searcher.documents[-1].doc_id if data == seed else None)
+        rows[f"{path.stem} policybot"] = evaluate(qs, lambda q, s=searcher: _outcome(s, q)).figures()
+        for name in BASELINES:
+            rows[f"{path.stem} {name}"] = evaluate(qs, lambda q, n=name, b=plain: b.outcome(n, q.question)).figures()
+    print(format_table(rows))
+    searcher = open_searcher(library, query_cache=0)
+    library_questions = [q.question for q in read_questions(shared / "multidoc.jsonl")]
+    for q in library_questions[:5]:
+        searcher.search(q)
+    times = []
+    for q in library_questions * 2:
+        start = time.perf_counter()
+        searcher.search(q)
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"search at library scale ({len(searcher.stored.chunks)} chunks, {len(searcher.documents)} documents), "
+          f"new questions: p50 {_pct(times, 50):.1f} ms, p99 {_pct(times, 99):.1f} ms")
+
+
+def _outcome(searcher, q):
+    from index.evaluate import Outcome, RankedItem
+
+    result = searcher.search(q.question, k=3, scope=q.scope)
+    return Outcome(items=tuple(RankedItem.from_hit(h) for h in result.hits), abstained=result.abstained)
 
 
 def bench_scale(data: Path, size: int, questions: list[str]) -> None:

@@ -1,0 +1,249 @@
+"""Evidence that a work item answers a question, as numbers a fitted ranker weighs.
+
+:class:`Library` is built once per loaded index version; :meth:`Library.features` gives,
+for the candidate items of one question, one row per item and one column per name in
+:data:`FEATURES`. Every column means the same thing from one question to the next
+(absolute cosines, scores relative to the best candidate, shares of the question's
+terms), so one set of weights fits every library. Nothing here is tuned by hand:
+:mod:`index.fit` learns the weights from labelled questions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.domain import Chunk, Document
+
+FEATURES: tuple[str, ...] = (
+    "cos_item", "cos_sent", "cos_item_z", "cos_sent_z", "dense_rr",
+    "bm25_item", "bm25_sent", "bigram", "bigram_log", "lex_rr",
+    "coverage", "title_coverage", "bigram_coverage", "numbers",
+    "doc_named", "other_doc_named", "log_length", "unseen",
+)
+# What the ranker weighs: every column but the raw cosines, whose scale belongs to one embedder
+# (e5's cosines crowd into 0.8–0.9, MiniLM's spread over 0.1–0.6). Within a question the dense
+# evidence enters as z-scores over the candidates and as ranks, which mean the same for any
+# embedder; the raw cosines stay for the abstention model (:data:`index.rank.ABSTAIN_INPUTS`).
+RANK_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in ("cos_item", "cos_sent"))
+
+_HAN_RUN = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+(?:\.\d+)?%?")
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?(?:%|[\u4e00-\u9fff])?")
+_LAW_TITLE = re.compile(r"(?:法|条例|规定|办法|细则|章程|规程|守则)$")
+_PLACE = re.compile(r"^(?:中华人民共和国)?([\u4e00-\u9fff]{2,6}?)(?:省|市|县|区|自治州)")
+_NATIONAL = "中华人民共和国"
+
+
+def bigrams(norm: str) -> list[str]:
+    """Character bigrams of Han runs (single characters of one-character runs), latin words, numbers.
+
+    Robust to segmentation: 义务教育 and 义务 教育 share every bigram.
+    """
+    grams: list[str] = []
+    for run in _HAN_RUN.findall(norm):
+        if run[0] >= "\u4e00" and len(run) > 1:
+            grams += [run[i:i + 2] for i in range(len(run) - 1)]
+        else:
+            grams.append(run)
+    return grams
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as the features see it."""
+
+    text: str              # normalised (width, script, numerals)
+    tokens: tuple[str, ...]  # jieba terms of the question itself
+    expansion: tuple[str, ...]  # terms that synonyms, pinyin and typos add, never mixed into ``tokens``
+    vector: np.ndarray
+    year: int | None       # a year the question asks about (2020年, 今年 …), if any
+    unseen: float = 0.0    # IDF-weighted share of the question's terms that no document contains
+
+
+def doc_aliases(doc: Document) -> tuple[str, ...]:
+    """Names by which a question can point at ``doc``: its title, the title without 中华人民共和国,
+    and the place a local document is about (衡阳市 → 衡阳市, 衡阳)."""
+    title = re.sub(r"[《》“”\"\s]", "", doc.title)
+    names = {title}
+    if title.startswith(_NATIONAL) and len(title) > len(_NATIONAL) + 1:
+        names.add(title[len(_NATIONAL):])
+    if (m := _PLACE.match(title)) and not title.startswith(_NATIONAL):
+        place = m.group(1)
+        names |= {place, m.group(0)}
+    return tuple(sorted((n for n in names if len(n) >= 2), key=len, reverse=True))
+
+
+def is_law(doc: Document) -> bool:
+    """Laws and regulations stay in force whatever their year; plans and notices are dated."""
+    return bool(_LAW_TITLE.search(re.sub(r"[（(][^）)]*[）)]$", "", doc.title.strip("《》 "))))
+
+
+def is_dated(doc: Document) -> bool:
+    """A yearly plan or notice: its title names its year (a five-year plan or a law does not)."""
+    return bool(doc.year) and str(doc.year) in doc.title and not is_law(doc)
+
+
+class Library:
+    """Per-version lookup tables the features need, built once when an index is loaded."""
+
+    def __init__(self, documents: Sequence[Document], chunks: Sequence[Chunk], item_chunk: np.ndarray,
+                 normalize) -> None:
+        import bm25s
+
+        self.item_chunk = item_chunk
+        self.doc_index = by_id = {d.doc_id: n for n, d in enumerate(documents)}
+        first = [chunks[lo] for lo, _ in item_chunk]
+        self.item_doc = np.array([by_id.get(c.doc_id, -1) for c in first], dtype=np.int64)
+        self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
+        self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
+        self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
+        self.item_text = [normalize(f"{c.item_title}\n{c.text}") for c in first]
+        self.title_text = [normalize(c.item_title) for c in first]
+        self.log_length = np.log1p(np.array([len(c.text) for c in first], dtype=np.float32))
+        grams = [bigrams(t) for t in self.item_text]
+        self.bigram = bm25s.BM25()
+        self.bigram.index([g or [""] for g in grams], show_progress=False)
+        self.gram_sets = [frozenset(g) for g in grams]
+
+    def bigram_scores(self, grams: Sequence[str]) -> np.ndarray:
+        known = [g for g in dict.fromkeys(grams) if g in self.bigram.vocab_dict]
+        if not known:
+            return np.zeros(len(self.item_chunk), dtype=np.float32)
+        return np.asarray(self.bigram.get_scores(known), dtype=np.float32)
+
+    def named_docs(self, norm_question: str) -> np.ndarray:
+        """Per document: 1 when the question names it (its title, short title or place)."""
+        return np.array([any(a in norm_question for a in names) for names in self.aliases], dtype=np.float32)
+
+
+def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lexical: np.ndarray,
+             bigram: np.ndarray, idf) -> np.ndarray:
+    """The feature matrix of ``items`` (rows) for question ``q`` (columns: :data:`FEATURES`).
+
+    ``sims`` and ``lexical`` are per chunk (cosine, jieba-BM25), ``bigram`` per item;
+    ``idf(term)`` weighs coverage.
+
+    Not here, because leave-one-document-out fits showed them to hurt on documents the fit
+    had not seen: BM25 of the synonym expansion (it pulls in whole-document words; it still
+    adds candidates), and how well an item's document as a whole fits the question.
+    """
+    n = len(items)
+    lo, hi = lib.item_chunk[items, 0], lib.item_chunk[items, 1]
+    cos_item = sims[lo]
+    cos_sent = _segment_max(sims, lo + 1, hi, default=cos_item)
+    bm_item = lexical[lo]
+    bm_sent = _segment_max(lexical, lo + 1, hi, default=bm_item)
+    big = bigram[items]
+    docs = lib.item_doc[items]
+    named = lib.named_docs(q.text)
+    doc_named = named[docs] if len(named) else np.zeros(n, dtype=np.float32)
+    other_named = (named.sum() > 0) & (doc_named == 0)
+    best = np.maximum(cos_item, cos_sent)
+    cols = {
+        "cos_item": cos_item, "cos_sent": cos_sent,
+        "cos_item_z": _z(cos_item), "cos_sent_z": _z(cos_sent),
+        "dense_rr": _reciprocal_rank(best),
+        "bm25_item": _rel(bm_item), "bm25_sent": _rel(bm_sent),
+        "bigram": _rel(big), "bigram_log": np.log1p(big),
+        "lex_rr": _reciprocal_rank(_rel(bm_item) + _rel(big)),
+        "coverage": _coverage(q.tokens, [lib.item_text[i] for i in items], idf),
+        "title_coverage": _coverage(q.tokens, [lib.title_text[i] for i in items], idf),
+        "bigram_coverage": _gram_coverage(bigrams(q.text), [lib.gram_sets[i] for i in items]),
+        "numbers": _numbers(q.text, [lib.item_text[i] for i in items]),
+        "doc_named": doc_named, "other_doc_named": other_named.astype(np.float32),
+        "log_length": lib.log_length[items],
+        # the same for every candidate: how much of the question the library never mentions
+        # (火星, 天气); the ranker ignores it, the abstention model does not
+        "unseen": np.full(n, q.unseen, dtype=np.float32),
+    }
+    return np.column_stack([np.asarray(cols[name], dtype=np.float32) for name in FEATURES])
+
+
+def other_year(lib: Library, year: int | None, items: np.ndarray) -> np.ndarray:
+    """Per item: True when it belongs to a yearly document (plan, notice) of another year than the
+    one asked, while a yearly document of the asked year exists. Laws never count: they stay in
+    force whatever their year. (A rule, not a feature: no labelled set holds two yearly plans.)"""
+    if year is None or not np.any(lib.doc_dated & (lib.doc_year == year)):
+        return np.zeros(len(items), dtype=bool)
+    docs = lib.item_doc[items]
+    return lib.doc_dated[docs] & (lib.doc_year[docs] != year)
+
+
+def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default: np.ndarray) -> np.ndarray:
+    """max(values[lo[i]:hi[i]]) per i, ``default[i]`` for an empty range."""
+    out = np.array(default, dtype=np.float32, copy=True)
+    nonempty = hi > lo
+    if not nonempty.any():
+        return out
+    starts, ends = lo[nonempty], hi[nonempty]
+    lengths = ends - starts
+    idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    out[nonempty] = np.maximum.reduceat(values[idx], np.cumsum(lengths) - lengths)
+    return out
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """Standard scores among one question's candidates (0 when they are all alike)."""
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 1e-6 else np.zeros_like(values, dtype=np.float32)
+
+
+def _rel(values: np.ndarray) -> np.ndarray:
+    """Share of the best candidate's score (0 when nothing scores)."""
+    top = float(values.max(initial=0.0))
+    return values / top if top > 0 else np.zeros_like(values, dtype=np.float32)
+
+
+def _reciprocal_rank(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(1, len(values) + 1)
+    return 1.0 / ranks
+
+
+def _coverage(tokens: Sequence[str], texts: Sequence[str], idf) -> np.ndarray:
+    """IDF-weighted share of the question's terms that occur in each text."""
+    terms = list(dict.fromkeys(tokens))
+    weights = np.array([idf(t) for t in terms], dtype=np.float32)
+    total = float(weights.sum())
+    if not terms or total <= 0:
+        return np.zeros(len(texts), dtype=np.float32)
+    present = np.array([[t in text for t in terms] for text in texts], dtype=np.float32).reshape(len(texts), -1)
+    return present @ weights / total
+
+
+def _gram_coverage(grams: Sequence[str], sets: Sequence[frozenset[str]]) -> np.ndarray:
+    wanted = set(grams)
+    if not wanted:
+        return np.zeros(len(sets), dtype=np.float32)
+    return np.array([len(wanted & s) / len(wanted) for s in sets], dtype=np.float32)
+
+
+def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:
+    """Share of the question's quantities (6岁, 30天, 50%) that each text states as such.
+
+    A bare number must not meet a digit inside another number: 15岁 is not in 5月15日.
+    """
+    wanted = list(dict.fromkeys(_QUANTITY.findall(norm_question)))
+    if not wanted:
+        return np.zeros(len(texts), dtype=np.float32)
+    patterns = [re.compile(rf"(?<![\d.]){re.escape(w)}") for w in wanted]
+    return np.array([sum(bool(p.search(t)) for p in patterns) / len(patterns) for t in texts], dtype=np.float32)
+
+
+def idf_function(bm25, num_docs: int):
+    """IDF of a jieba term over the stored BM25 index (an unseen term is maximally specific)."""
+    vocab, indptr = bm25.vocab_dict, bm25.scores["indptr"]
+
+    def idf(token: str) -> float:
+        if token not in vocab:
+            return math.log(1 + num_docs)
+        tid = vocab[token]
+        df = int(indptr[tid + 1] - indptr[tid])
+        return math.log(1 + (num_docs - df + 0.5) / (df + 0.5))
+
+    return idf

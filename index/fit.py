@@ -1,0 +1,207 @@
+"""Fit the ranker and the abstention model to labelled questions (``policybot fit``).
+
+For every labelled question the searcher's candidate items and their features are
+collected; an item is a positive when it matches the gold. Two logistic regressions are
+fitted (scikit-learn, deterministic):
+
+- the *ranker*, on every candidate row (positives against the other candidates);
+- the *abstention model*, on the top row of each question as the fitted ranker orders
+  them, labelled by whether that top item answers; its threshold is chosen on the
+  cross-validated probabilities.
+
+The honest figure is **leave one document out**: the questions about one document are
+scored by models fitted without them (unanswerable questions form a group of their own
+per file). It is printed beside the in-sample figure; a wide gap means over-fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.evaluate import EvalQuestion, Outcome, RankedItem, aggregate, matches, score_outcome
+from index.features import FEATURES, RANK_FEATURES, other_year
+from index.rank import ABSTAIN_INPUTS, UNSTATED_FACT_CONFIDENCE, Linear, Ranker, abstain_inputs, rank_order
+
+# L2 strength of both regressions; modest, as a few hundred questions fit two dozen weights.
+C = 1.0
+# Wrong candidates per question that the ranker learns to put below the answer.
+HARD_NEGATIVES = 40
+_DENSE, _LEXICAL = FEATURES.index("dense_rr"), FEATURES.index("lex_rr")
+_RANK_COLUMNS = np.array([FEATURES.index(name) for name in RANK_FEATURES])
+# A wrongly declined answerable question costs this many correctly declined unanswerable ones.
+FALSE_DECLINE_COST = 3.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled question with its candidates, as the searcher saw them."""
+
+    question: EvalQuestion
+    group: str
+    features: np.ndarray  # candidates × FEATURES
+    labels: np.ndarray    # 1 where the candidate answers
+    items: tuple[RankedItem, ...]
+    fact_ok: np.ndarray   # per candidate: False when the searcher declines it by rule (see Searcher.search)
+    late: np.ndarray      # per candidate: another year's plan, ranked last by rule
+
+
+def collect(searcher, questions: Sequence[EvalQuestion], *, progress: Callable[[int, int], None] | None = None
+            ) -> list[Sample]:
+    """Candidates and features of every question (the slow part: one embedding per question)."""
+    samples = []
+    for n, q in enumerate(questions, start=1):
+        ranked = searcher.rank(q.question, scope=q.scope)
+        if ranked is not None:
+            items = tuple(searcher.ranked_item(int(i), ranked) for i in ranked.items)
+            labels = np.array([any(matches(it, g) for g in q.gold) for it in items], dtype=np.int64)
+            known = searcher.knows_words(ranked.query)
+            fact_ok = np.array([known and searcher.states_expected_facts(q.question, [int(i)])
+                                for i in ranked.items])
+            late = other_year(searcher.library, ranked.query.year, ranked.items)
+            samples.append(Sample(q, q.doc or f"unanswerable:{q.source}", ranked.features, labels, items,
+                                  fact_ok, late))
+        if progress:
+            progress(n, len(questions))
+    return samples
+
+
+def fit(samples: Sequence[Sample]) -> Ranker:
+    """Both models fitted on ``samples``; the threshold from leave-one-document-out probabilities."""
+    rank = _fit_rank(samples)
+    abstain = _fit_abstain(samples, rank)
+    probs, labels = _oof_confidences(samples)
+    threshold = choose_threshold(probs, labels)
+    return Ranker(rank, abstain, threshold, info={})
+
+
+def cross_validate(samples: Sequence[Sample], ranker: Ranker) -> dict[str, dict[str, float]]:
+    """Figures in sample (``ranker``) and leave-one-document-out, overall and per group."""
+    in_sample = [_score(s, ranker) for s in samples]
+    held_out: list[dict[str, float]] = [{}] * len(samples)
+    for group in sorted({s.group for s in samples}):
+        train = [s for s in samples if s.group != group]
+        fold = _fold_ranker(train, ranker.threshold)
+        for n, s in enumerate(samples):
+            if s.group == group:
+                held_out[n] = _score(s, fold)
+    report = {"in-sample": aggregate(in_sample), "leave-one-doc-out": aggregate(held_out)}
+    for group in sorted({s.group for s in samples}):
+        idx = [n for n, s in enumerate(samples) if s.group == group]
+        report[f"  {group}"] = aggregate([held_out[n] for n in idx])
+    return report
+
+
+def choose_threshold(probs: np.ndarray, answerable: np.ndarray) -> float:
+    """The threshold that declines most unanswerable questions for the fewest answerable ones."""
+    if len(probs) == 0 or answerable.all() or not answerable.any():
+        return 0.5
+    best, best_cost = 0.5, float("inf")
+    for t in np.unique(np.round(probs, 3)):
+        declined = probs < t
+        cost = FALSE_DECLINE_COST * declined[answerable].mean() - declined[~answerable].mean()
+        if cost < best_cost - 1e-9:
+            best, best_cost = float(t), cost
+    return round(best, 3)
+
+
+# -- internals --------------------------------------------------------------------------------
+
+
+def _fold_ranker(train: Sequence[Sample], threshold: float | None = None) -> Ranker:
+    rank = _fit_rank(train)
+    return Ranker(rank, _fit_abstain(train, rank), 0.5 if threshold is None else threshold, info={})
+
+
+def _oof_confidences(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-document-out confidence of each question's top item, and whether it is answerable."""
+    probs, answerable = [], []
+    for group in sorted({s.group for s in samples}):
+        fold = _fold_ranker([s for s in samples if s.group != group])
+        for s in samples:
+            if s.group == group:
+                probs.append(_confidence(s, fold))
+                answerable.append(s.question.answerable)
+    return np.array(probs), np.array(answerable, dtype=bool)
+
+
+def _confidence(s: Sample, ranker: Ranker) -> float:
+    scores = ranker.scores(s.features)
+    order = rank_order(scores, s.late)
+    p = ranker.confidence(s.features[order], scores[order])
+    return p if s.fact_ok[order[0]] else min(p, UNSTATED_FACT_CONFIDENCE)
+
+
+def _score(s: Sample, ranker: Ranker) -> dict[str, float]:
+    scores = ranker.scores(s.features)
+    order = rank_order(scores, s.late)
+    abstained = _confidence(s, ranker) < ranker.threshold
+    return score_outcome(s.question, Outcome(tuple(s.items[i] for i in order[:10]), abstained))
+
+
+
+def _fit_rank(samples: Sequence[Sample]) -> Linear:
+    """Pairwise: the gold item against each of the question's other strong candidates.
+
+    A logistic regression on feature differences (RankNet's loss with a linear scorer) learns
+    what tells the answer from its near misses; what all of one question's candidates share
+    cancels out, so the weights do not depend on how easy a question is.
+    """
+    mean, scale = _standard(np.vstack([s.features[:, _RANK_COLUMNS] for s in samples]))
+    diffs = []
+    for s in samples:
+        pos = np.flatnonzero(s.labels == 1)
+        if len(pos) == 0:
+            continue
+        neg = _hard_negatives(s)
+        z = (s.features[:, _RANK_COLUMNS] - mean) / scale
+        diffs += [z[p] - z[n] for p in pos for n in neg]
+    if not diffs:
+        return Linear(RANK_FEATURES, mean, scale, np.zeros(len(RANK_FEATURES), dtype=np.float32), 0.0)
+    x = np.vstack(diffs)
+    # both orders of every pair: the problem is symmetric, so no intercept is needed
+    weights = _logistic_fit(np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))], intercept=False)
+    return Linear(RANK_FEATURES, mean, scale, weights[0], 0.0)
+
+
+def _hard_negatives(s: Sample) -> np.ndarray:
+    """The wrong candidates that one retriever alone would put near the top."""
+    neg = np.flatnonzero(s.labels == 0)
+    prior = np.maximum(s.features[neg, _DENSE], s.features[neg, _LEXICAL])
+    return neg[np.argsort(-prior, kind="stable")[:HARD_NEGATIVES]]
+
+
+def _fit_abstain(samples: Sequence[Sample], rank: Linear) -> Linear:
+    rows, labels = [], []
+    for s in samples:
+        scores = rank(s.features[:, _RANK_COLUMNS])
+        order = rank_order(scores, s.late)
+        rows.append(abstain_inputs(s.features[order], scores[order]))
+        labels.append(int(s.labels[order[0]]))
+    return _logistic(np.vstack(rows), np.array(labels), ABSTAIN_INPUTS, balanced=False)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, balanced: bool) -> Linear:
+    mean, scale = _standard(x)
+    if len(set(y.tolist())) < 2:  # nothing to learn: a constant model
+        return Linear(tuple(names), mean, scale, np.zeros(x.shape[1], dtype=np.float32), 0.0)
+    weights, bias = _logistic_fit((x - mean) / scale, y, balanced=balanced)
+    return Linear(tuple(names), mean, scale, weights, bias)
+
+
+def _logistic_fit(z: np.ndarray, y: np.ndarray, *, balanced: bool = False, intercept: bool = True
+                  ) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, class_weight="balanced" if balanced else None, fit_intercept=intercept,
+                               max_iter=5000)
+    model.fit(z, y)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0]) if intercept else 0.0
+
+
+def _standard(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    return mean.astype(np.float32), scale.astype(np.float32)

@@ -1,0 +1,49 @@
+"""References a user types to open an item: a short document code plus the item's number.
+
+``YW11`` is article 11 of 《中华人民共和国义务教育法》; ``HY12`` item 12 of the 衡阳 plan. The
+code is the pinyin initials of the document's short title (its name without
+中华人民共和国, years and brackets), so it reads as the document and stays the same
+from one index version to the next; codes that collide take a third initial, then a
+letter. Items go by their own numbers when these are unique in the document (laws,
+most plans), else by position (plans whose numbering restarts in every section).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pypinyin import Style, lazy_pinyin
+
+from index.domain import Document, WorkItem
+
+_NOISE = re.compile(r"中华人民共和国|[《》“”\"（）()\[\]【】\d\s]|年")
+
+
+def document_codes(documents: Sequence[Document]) -> dict[str, str]:
+    """doc_id → code, unique across ``documents`` (assigned in doc_id order, so stable)."""
+    codes: dict[str, str] = {}
+    for doc in sorted(documents, key=lambda d: d.doc_id):
+        initials = _initials(doc.title) or "D"
+        tries = [initials[:2], initials[:3], *(initials[:2] + chr(c) for c in range(ord("A"), ord("Z") + 1))]
+        codes[doc.doc_id] = next(c for c in tries if c not in codes.values())
+    return codes
+
+
+REF = re.compile(r"([A-Z]{1,3})\s*(\d{1,4})")
+
+
+def item_ordinal(doc: Document, item: WorkItem | None) -> str:
+    """The item's part of a reference: its number when unique in ``doc``, else its position."""
+    if item is None:
+        return ""
+    numbers = [i.number for i in doc.items]
+    if len(set(numbers)) == len(numbers):
+        return str(item.number)
+    return str(doc.items.index(item) + 1)
+
+
+def _initials(title: str) -> str:
+    short = _NOISE.sub("", title)
+    letters = [p[:1] for p in lazy_pinyin(short, style=Style.FIRST_LETTER) if p[:1].isalpha()]
+    return "".join(letters[:3]).upper()

@@ -1,0 +1,48 @@
+"""index.features: the evidence the fitted ranker weighs, each piece on small real inputs."""
+
+import numpy as np
+import pytest
+
+from index.domain import Document
+from index.features import _numbers, _segment_max, bigrams, doc_aliases, is_law
+
+
+def _doc(title: str) -> Document:
+    return Document(doc_id="d", title=title, year=None, text="", preamble=(), sections=())
+
+
+def test_bigrams_are_robust_to_segmentation():
+    assert bigrams("义务教育") == ["义务", "务教", "教育"]
+    assert set(bigrams("义务 教育")) <= set(bigrams("义务教育")) | {"义务", "教育"}
+    assert bigrams("k12 学校") == ["k", "12", "学校"]
+
+
+@pytest.mark.parametrize(("title", "names"), [
+    ("中华人民共和国义务教育法", {"中华人民共和国义务教育法", "义务教育法"}),
+    ("衡阳市教育局2020年工作要点", {"衡阳市教育局2020年工作要点", "衡阳市", "衡阳"}),
+    ("绍兴市教育事业十四五发展规划", {"绍兴市教育事业十四五发展规划", "绍兴市", "绍兴"}),
+])
+def test_a_document_is_named_by_its_title_short_title_or_place(title, names):
+    assert set(doc_aliases(_doc(title))) == names
+
+
+@pytest.mark.parametrize(("title", "law"), [
+    ("中华人民共和国教师法", True), ("某某市幼儿园管理条例", True), ("某某省学生资助管理办法（试行）", True),
+    ("衡阳市教育局2020年工作要点", False), ("关于做好2021年招生工作的通知", False),
+])
+def test_laws_and_regulations_are_told_from_dated_documents(title, law):
+    assert is_law(_doc(title)) is law
+
+
+def test_numbers_match_quantities_not_digits_inside_dates():
+    texts = ["适龄儿童年满6岁", "5月15日起报名", "16岁以上"]
+    assert _numbers("孩子15岁了", texts).tolist() == [0.0, 0.0, 0.0]
+    assert _numbers("6岁能上学吗", texts).tolist() == [1.0, 0.0, 0.0]
+    assert _numbers("有啥规定", texts).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_segment_max_takes_each_items_best_sentence():
+    values = np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.4], dtype=np.float32)
+    lo, hi = np.array([1, 4, 5]), np.array([4, 5, 5])
+    out = _segment_max(values, lo, hi, default=np.array([0.0, 0.0, 0.7], dtype=np.float32))
+    assert out.tolist() == pytest.approx([0.9, 0.3, 0.7])
