@@ -247,6 +247,17 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
 
+@command(r"(?P<ref>[A-Za-z]{1,3}\s*\d{1,4})(?:\s*[-—~～]\s*(?P<part>\d{1,3}))?")
+def _reference(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
+    """A reference the bot showed (``YW11``): that item of that document, for anyone, in any channel."""
+    found = dialog._searcher().find_ref(match.group("ref"))
+    if found is None:  # "k12", "hi 2": not a reference after all, so it is a question
+        return dialog._ask(question, limit)
+    doc, item = found
+    return compose.render("item", compose.Draft(limit=limit, document=doc, item=item,
+                                                part=int(match.group("part") or 1)))
+
+
 # -- text helpers ---------------------------------------------------------------------------------
 
 _FOLLOWUP_START = ("那么", "那", "还有", "另外", "and", "whatabout", "howabout", "what about", "how about")
