@@ -112,10 +112,12 @@ def load_settings() -> Mapping[str, Any]:
 
 
 def require_index(data_dir: Path) -> None:
-    """Fail with instructions unless an index is published under ``data_dir``."""
-    from index.store import current_version, index_root
+    """Fail with instructions unless some intact index version is under ``data_dir`` (the workers
+    fall back to the newest intact one when ``current`` is missing or damaged)."""
+    from index.integrity import index_health
+    from index.store import index_root
 
-    if current_version(data_dir) is None:
+    if index_health(data_dir).served is None:
         raise click.ClickException(f"no index in {index_root(data_dir)}; run `policybot index build` first "
                                    f"(POLICYBOT_DATA={data_dir})")
 
