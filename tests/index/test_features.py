@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from index.domain import Document
-from index.features import _numbers, _segment_max, bigrams, doc_aliases, is_law
+from index.features import _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
 
 
 def _doc(title: str) -> Document:
@@ -46,3 +46,27 @@ def test_segment_max_takes_each_items_best_sentence():
     lo, hi = np.array([1, 4, 5]), np.array([4, 5, 5])
     out = _segment_max(values, lo, hi, default=np.array([0.0, 0.0, 0.7], dtype=np.float32))
     assert out.tolist() == pytest.approx([0.9, 0.3, 0.7])
+
+
+def _dated_library(*titles_years):
+    from index.features import Library
+
+    docs = [Document(doc_id=f"d{n}", title=t, year=y, text="", preamble=(), sections=())
+            for n, (t, y) in enumerate(titles_years)]
+    lib = Library.__new__(Library)  # only the per-document tables other_year reads
+    lib.doc_dated = np.array([is_dated(d) for d in docs])
+    lib.doc_year = np.array([d.year or 0 for d in docs])
+    lib.item_doc = np.arange(len(docs))
+    return lib
+
+
+def test_a_year_asked_puts_other_years_plans_last_but_never_a_law():
+    from index.features import other_year
+
+    lib = _dated_library(("某市2020年工作要点", 2020), ("某市2021年工作要点", 2021), ("中华人民共和国教师法", 2009),
+                         ("某市十四五发展规划", 2021))
+    items = np.arange(4)
+    assert other_year(lib, 2020, items).tolist() == [False, True, False, False]
+    assert other_year(lib, 2021, items).tolist() == [True, False, False, False]
+    assert not other_year(lib, 2019, items).any()  # no plan of 2019: nothing to prefer
+    assert not other_year(lib, None, items).any()
