@@ -42,6 +42,8 @@ class Phrases:
     toc_more: str
     toc_footer: str
     help: str
+    greeting: str
+    thanks: str
 
 
 ZH = Phrases(
@@ -60,6 +62,9 @@ ZH = Phrases(
     toc_docs="已发布的文件（回复 目录 序号 查看该文件目录）：",
     toc_more="（目录较长，未能全部显示；可直接回复条目编号查看全文）",
     toc_footer="回复条目编号（如 12）查看全文。",
+    greeting=("您好！我可以回答已发布政策文件里的问题，答案都是文件原文。"
+              "直接问就行，例如：“今年幼儿园有什么目标？”回复 帮助 查看用法。"),
+    thanks="不客气！还有问题随时问我。回复 帮助 查看用法。",
     help=(
         "我可以回答关于已发布政策文件的问题，答案均为文件原文摘录，并注明出处条目。\n"
         "可以这样问：\n"
@@ -88,6 +93,8 @@ EN = replace(
     not_found="There is no item {ref}; reply 目录 for the list.",
     no_part="Item {ref} has only {parts} parts; reply {ref} to read it from the start.",
     unsupported="I can only answer text questions; reply help.",
+    greeting="Hello! Ask me about the published policy documents; I answer by quoting them. Reply help for more.",
+    thanks="You're welcome! Ask me anything else about the documents. Reply help for more.",
     help=(
         "I answer questions about the published policy documents by quoting them verbatim "
         "(in Chinese), with the exact item cited.\n"
@@ -375,6 +382,12 @@ def _welcome(draft: Draft) -> Answer:
                   draft)
 
 
+@template("smalltalk")
+def _smalltalk(draft: Draft) -> Answer:
+    """A greeting or thanks: one friendly line (``intro`` names which), never a search."""
+    return _fixed("smalltalk", getattr(draft.phrases, draft.intro or "greeting"), draft)
+
+
 @template("not_found")
 def _not_found(draft: Draft) -> Answer:
     return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref), draft)
@@ -400,6 +413,7 @@ def answer_json(answer: Answer) -> dict:
     """The ``policybot ask --json`` / ``POST /api/ask`` shape of ``answer`` (see docs/CONTRACTS.md)."""
     return {
         "answer": answer.text,
+        "kind": answer.kind,
         "abstained": answer.abstained,
         "confidence": round(float(answer.confidence), 4),
         "hits": [{"document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,

@@ -222,6 +222,15 @@ def _help(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     return compose.render("help", compose.Draft(limit=limit, lang=language(question.text)))
 
 
+@command(r"(?:(?P<hello>你好|您好|你们好|哈喽|嗨|在吗|在不在|有人吗|hi|hello|hey|早上好|下午好|晚上好)"
+         r"|(?P<thanks>谢谢(?:你|您|啦|了)?|多谢|感谢|好的|好|嗯|ok|okay|thanks|thank you|thx|再见|拜拜|bye))"
+         r"[\s!！~～。.,，?？]*")
+def _smalltalk(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
+    """Greetings and thanks get one friendly line: they are not questions the documents failed to answer."""
+    phrase = "greeting" if match.group("hello") else "thanks"
+    return compose.render("smalltalk", compose.Draft(limit=limit, lang=language(question.text), intro=phrase))
+
+
 @command(r"(?:目录|toc|contents)(?:\s*(?P<doc>\S.*))?")
 def _toc(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     doc = dialog.document(question, (match.group("doc") or "").strip())

@@ -40,7 +40,7 @@ def seed_hit(number: int, n_sentences: int = 2, confidence: float = 0.9) -> Hit:
     section, title, sentences = ITEMS[number]
     return Hit(doc_id="hengyang-2020", doc_title=TITLE, year=2020, section=section, item_number=number,
                item_title=title, item_locator=str(number), sentences=tuple(sentences[:n_sentences]),
-               score=confidence, confidence=confidence)
+               score=confidence, confidence=confidence, text="".join(sentences), ref=f"HY{number}")
 
 
 def size(text: str) -> int:
@@ -195,12 +195,12 @@ def test_unknown_kind_falls_back_to_unsupported():
 def test_answer_json_shape():
     answer = render("answer", Draft(result=_result(seed_hit(12), seed_hit(3, 1))))
     data = answer_json(answer)
-    assert set(data) == {"answer", "abstained", "confidence", "hits"}
+    assert set(data) == {"answer", "kind", "abstained", "confidence", "hits"}
     assert data["abstained"] is False and data["confidence"] == 0.9
     assert data["hits"][0] == {
-        "document": TITLE, "item": 12, "item_title": "办好普惠优质学前教育",
-        "section": "五、深化教学改革，促进基础教育高质量发展", "score": 0.9,
-        "sentences": list(ITEMS[12][2][:2]),
+        "document": TITLE, "doc_id": "hengyang-2020", "item": 12, "item_title": "办好普惠优质学前教育",
+        "section": "五、深化教学改革，促进基础教育高质量发展", "ref": "HY12", "score": 0.9,
+        "sentences": list(ITEMS[12][2][:2]), "text": "".join(ITEMS[12][2]),
     }
     assert data["hits"][1]["sentences"] == [ITEMS[3][2][0]]
 

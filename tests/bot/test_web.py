@@ -23,12 +23,13 @@ def test_ask_answers_with_verbatim_citations(client):
     response = client.post("/api/ask", json={"question": "乡村教师有没有补贴？"})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"answer", "abstained", "confidence", "hits"}
+    assert set(body) == {"answer", "kind", "abstained", "confidence", "hits"}
     assert body["abstained"] is False
     assert 0.0 < body["confidence"] <= 1.0
     assert body["hits"], body
     for hit in body["hits"]:
-        assert set(hit) == {"document", "item", "item_title", "section", "score", "sentences"}
+        assert set(hit) == {"document", "doc_id", "item", "item_title", "section", "ref", "score", "sentences",
+                            "text"}
         assert hit["document"] == TITLE
         for sentence in hit["sentences"]:
             assert _squash(sentence) in _squash(CORPUS_TEXT), sentence  # quoted, never paraphrased
