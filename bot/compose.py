@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
+from bot.phrases import PHRASES, ZH, Phrases
 from index.domain import Document, Hit, WorkItem
 from index.search import SearchResult
 
@@ -22,88 +23,6 @@ from index.search import SearchResult
 SORRY = "抱歉，暂时无法回答，请稍后再试。"
 
 
-@dataclass(frozen=True)
-class Phrases:
-    """The fixed frame of every reply, in one language."""
-
-    see_full: str
-    next_part: str
-    more: str
-    abstain: str
-    no_more: str
-    suggest: str
-    suggest_line: str
-    no_suggest: str
-    empty: str
-    not_found: str
-    no_part: str
-    unsupported: str
-    toc_docs: str
-    toc_more: str
-    toc_footer: str
-    help: str
-    greeting: str
-    thanks: str
-
-
-ZH = Phrases(
-    see_full="回复 {ref} 查看全文",
-    next_part="（内容较长，回复 {ref}-{part} 查看下一部分）",
-    more="（内容较长，回复 {ref} 查看全文）",
-    abstain="抱歉，现有文件中没有找到与此直接相关的内容。",
-    no_more="关于这个问题，文件中没有更多直接相关的内容了。",
-    suggest="您可能想了解：",
-    suggest_line="{ref}. {title}（回复 {ref} 查看）",
-    no_suggest="回复 目录 查看文件的全部条目。",
-    empty="请换个说法，说说您想了解的具体事项，例如：“今年幼儿园有什么目标？”。回复 帮助 查看用法。",
-    not_found="没有第{ref}项，回复 目录 查看全部。",
-    no_part="第{ref}项只有{parts}部分，回复 {ref} 从头查看。",
-    unsupported="暂时只能回答文字问题，回复 帮助 查看用法。",
-    toc_docs="已发布的文件（回复 目录 序号 查看该文件目录）：",
-    toc_more="（目录较长，未能全部显示；可直接回复条目编号查看全文）",
-    toc_footer="回复条目编号（如 12）查看全文。",
-    greeting=("您好！我可以回答已发布政策文件里的问题，答案都是文件原文。"
-              "直接问就行，例如：“今年幼儿园有什么目标？”回复 帮助 查看用法。"),
-    thanks="不客气！还有问题随时问我。回复 帮助 查看用法。",
-    help=(
-        "我可以回答关于已发布政策文件的问题，答案均为文件原文摘录，并注明出处条目。\n"
-        "可以这样问：\n"
-        "· 今年幼儿园有什么目标？\n"
-        "· 乡村教师有没有补贴？\n"
-        "· 校园安全重点抓哪些工作？\n"
-        "命令：\n"
-        "· 目录：查看文件的全部条目\n"
-        "· 12 或 第十二条：查看第12项全文\n"
-        "· 帮助：显示本说明\n"
-        "追问时可以直接说“那高中呢？”“还有呢？”。"
-    ),
-)
-
-EN = replace(
-    ZH,
-    see_full="Reply {ref} for the full text",
-    next_part="(Continued: reply {ref}-{part} for the next part)",
-    more="(Reply {ref} for the full text)",
-    abstain="Sorry, the published documents do not cover this directly.",
-    no_more="The documents say nothing more that bears directly on this.",
-    suggest="Nearest items:",
-    suggest_line="{ref}. {title} (reply {ref})",
-    no_suggest="Reply 目录 for the list of all items.",
-    empty="Please rephrase your question, e.g. \"What are this year's goals for kindergartens?\"",
-    not_found="There is no item {ref}; reply 目录 for the list.",
-    no_part="Item {ref} has only {parts} parts; reply {ref} to read it from the start.",
-    unsupported="I can only answer text questions; reply help.",
-    greeting="Hello! Ask me about the published policy documents; I answer by quoting them. Reply help for more.",
-    thanks="You're welcome! Ask me anything else about the documents. Reply help for more.",
-    help=(
-        "I answer questions about the published policy documents by quoting them verbatim "
-        "(in Chinese), with the exact item cited.\n"
-        "Try: \"Any plans to use 5G and AI in teaching?\"\n"
-        "Commands: 目录 (list of items), 12 (full text of item 12), help."
-    ),
-)
-
-PHRASES: dict[str, Phrases] = {"zh": ZH, "en": EN}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from bot import compose
 from bot.domain import UNLIMITED, Answer, Limit, Question
+from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
 from index.domain import Document, WorkItem
 from index.numerals import cn_int
@@ -106,7 +107,7 @@ class Dialog:
         result = self._search(plan, session, question.scope)
         kind = "abstain" if result.abstained or not result.hits else "answer"
         # "还有呢" that finds nothing new is not a question the documents fail to cover
-        intro = compose.PHRASES[lang].no_more if kind == "abstain" and plan.mode == "more" else ""
+        intro = PHRASES[lang].no_more if kind == "abstain" and plan.mode == "more" else ""
         answer = compose.render(kind, self._draft(limit, lang, result=result, intro=intro))
         self._remember(key, question.text, plan, answer)
         return replace(answer, extra={**answer.extra, "query": plan.query, "followup": plan.mode != "new"})

@@ -13,6 +13,7 @@ import pytest
 from bot import compose
 from bot.compose import Draft, answer_json, fit, fits, item_body, item_parts, render, select_hits
 from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Citation, Limit
+from bot.phrases import ZH
 from index.domain import Hit
 from index.search import SearchResult
 from tests.conftest import CORPUS, FIXTURES, LAW, SEED
@@ -115,7 +116,7 @@ def test_item_parts_cover_the_text_and_each_fits(limit):
     assert len(parts) > 1
     assert "".join(parts) == body
     for n, part in enumerate(parts, start=1):
-        framed = compose._item_frame(header, part, "27", n, len(parts), compose.ZH)
+        framed = compose._item_frame(header, part, "27", n, len(parts), ZH)
         assert fits(framed, limit), (n, size(framed))
 
 
