@@ -221,7 +221,7 @@ def _dialog():
     from bot.dialog import Dialog, DialogSettings
 
     searcher = _searcher()
-    return Dialog(lambda: searcher, settings=DialogSettings())
+    return Dialog(lambda: searcher, settings=DialogSettings(contact_text=settings().get("CONTACT_TEXT") or ""))
 
 
 def _searcher(ranker=None):

@@ -25,7 +25,6 @@ from index.domain import Document, WorkItem
 from index.numerals import cn_int
 from index.search import Searcher, SearchResult
 
-DEFAULT_CONTACT = "如需进一步咨询，请联系衡阳市教育局（可在其官方网站或公众号查询联系方式）。"
 DEFAULT_WELCOME = "您好！我是政策文件问答助手，可以帮您查找教育政策文件的原文规定。"
 MAX_QUESTION_CHARS = 1000  # the web API refuses longer; chat channels are cut to it
 
@@ -37,7 +36,7 @@ class DialogSettings:
     followup_ttl_s: float = 300.0  # how long a user's previous question stays the topic of a follow-up
     max_items: int = 3  # work items quoted in one answer (and suggested when abstaining)
     max_sentences: int = 3  # sentences quoted in one answer, over all items
-    contact_text: str = DEFAULT_CONTACT  # where to turn when the documents do not answer
+    contact_text: str = ""  # where to turn when the documents do not answer: POLICYBOT_CONTACT_TEXT
     welcome_text: str = DEFAULT_WELCOME  # sent with the help text when a user subscribes
     max_users: int = 10_000  # users whose follow-up context is kept (least recent dropped first)
     search_k: int = 3  # items asked from the searcher per question

@@ -60,9 +60,12 @@ def clock() -> Clock:
     return Clock()
 
 
+CONTACT = "如需进一步咨询，请拨打 12345 政务服务热线。"
+
+
 @pytest.fixture
 def dialog(searcher, clock) -> Dialog:
-    settings = DialogSettings()
+    settings = DialogSettings(contact_text=CONTACT)
     return Dialog(lambda: searcher, settings=settings,
                   memory=SessionMemory(ttl_s=settings.followup_ttl_s, clock=clock))
 
@@ -126,8 +129,14 @@ def test_abstains_with_suggestions_and_contact(chat):
     assert answer.text.startswith("抱歉，现有文件中没有找到与此直接相关的内容。")
     suggestions = re.findall(r"^(\d+)\. .+（回复 \1 查看）$", answer.text, re.M)
     assert 2 <= len(suggestions) <= 3
-    assert DialogSettings().contact_text in answer.text
+    assert CONTACT in answer.text
     assert not quoted_lines(answer.text)
+
+
+def test_no_contact_line_unless_one_is_configured(searcher):
+    # the bot serves any bureau's library: it never names one on its own
+    answer = Dialog(lambda: searcher).respond(Question("web", "u", "明天天气怎么样"))
+    assert answer.abstained and "教育局" not in answer.text
 
 
 @pytest.mark.parametrize("text", ["", "   ", "。。，", "！！！", "的了吗", "嗯嗯"])
