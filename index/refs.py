@@ -11,7 +11,9 @@ most plans), else by position (plans whose numbering restarts in every section).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import product
+from string import ascii_uppercase
 
 from pypinyin import Style, lazy_pinyin
 
@@ -23,11 +25,21 @@ _NOISE = re.compile(r"中华人民共和国|[《》“”\"（）()\[\]【】\d\
 def document_codes(documents: Sequence[Document]) -> dict[str, str]:
     """doc_id → code, unique across ``documents`` (assigned in doc_id order, so stable)."""
     codes: dict[str, str] = {}
+    taken: set[str] = set()
     for doc in sorted(documents, key=lambda d: d.doc_id):
-        initials = _initials(doc.title) or "D"
-        tries = [initials[:2], initials[:3], *(initials[:2] + chr(c) for c in range(ord("A"), ord("Z") + 1))]
-        codes[doc.doc_id] = next(c for c in tries if c not in codes.values())
+        code = next(c for c in _candidates(_initials(doc.title) or "D") if c not in taken)
+        codes[doc.doc_id] = code
+        taken.add(code)
     return codes
+
+
+def _candidates(initials: str) -> Iterator[str]:
+    """Codes for a document, most telling first; letters only, so the number after them is the item."""
+    yield initials[:2]
+    yield initials[:3]
+    yield from (initials[:2] + c for c in ascii_uppercase)
+    yield from (initials[:1] + a + b for a, b in product(ascii_uppercase, repeat=2))
+    yield from ("".join(letters) for letters in product(ascii_uppercase, repeat=3))
 
 
 REF = re.compile(r"([A-Z]{1,3})\s*(\d{1,4})")

@@ -34,3 +34,10 @@ def test_reference_pattern_reads_what_users_type():
     assert REF.fullmatch("YW11").groups() == ("YW", "11")
     assert REF.fullmatch("SX 23").groups() == ("SX", "23")
     assert REF.fullmatch("11") is None
+
+
+def test_hundreds_of_similar_titles_still_get_unique_codes():
+    docs = [_doc(f"d{n}", f"衡阳市教育局{2000 + n}年工作要点", [1]) for n in range(300)]
+    codes = document_codes(docs)
+    assert len(set(codes.values())) == 300
+    assert all(REF.fullmatch(f"{c}12") for c in codes.values())
