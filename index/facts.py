@@ -91,15 +91,6 @@ FACT_TYPES: tuple[FactType, ...] = (
 )
 
 
-# Asked for a number or a target: not a reason to abstain (plans are full of numbers), but the
-# sentence that states one is the better quote.
-QUANTITY = FactType(
-    "quantity",
-    re.compile(r"多少|几[所个项万岁年期届成]|目标|比例|比率|占比|how (?:many|much)|\bpercent", re.I),
-    re.compile(r"\d"),
-)
-
-
 # A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the fact.
 _YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常)[？?！!。\s]*$")
 
