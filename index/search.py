@@ -122,7 +122,6 @@ class Searcher:
                    ) -> tuple[np.ndarray, np.ndarray]:
         """The items worth scoring for ``query`` and their feature rows (see :mod:`index.features`)."""
         s = self.settings
-        sims_all = self._chunk_sims(query.vector)
         expansion = self._bm25(query.expansion)
         bigram = self.library.bigram_scores(bigrams(query.text))
         pools = [self._dense_candidates(query.vector), _top(lexical, s.lexical_candidates),
@@ -133,8 +132,8 @@ class Searcher:
             items = items[self.library.item_doc[items] == self.library.doc_index.get(scope, -1)]
         if len(items) == 0:
             return items, np.zeros((0, len(FEATURES)), dtype=np.float32)
-        feats = features(self.library, query, items, sims=sims_all, lexical=lexical, bigram=bigram,
-                         idf=self._idf)
+        feats = features(self.library, query, items, sims=self._chunk_sims(query.vector, items), lexical=lexical,
+                         bigram=bigram, idf=self._idf)
         return items, feats
 
     def find_item(self, locator: str, *, doc_id: str | None = None) -> tuple[Document, WorkItem] | None:
@@ -212,8 +211,15 @@ class Searcher:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _chunk_sims(self, qvec: np.ndarray) -> np.ndarray:
-        return np.asarray(np.asarray(self._vectors) @ qvec, dtype=np.float32)
+    def _chunk_sims(self, qvec: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Cosines of the chunks of ``items`` (zero elsewhere): at 100k+ chunks, a product with
+        every vector would cost more than the rest of the search."""
+        lo, hi = self._item_chunk[items, 0], self._item_chunk[items, 1]
+        lengths = hi - lo
+        idx = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        sims = np.zeros(len(self.stored.chunks), dtype=np.float32)
+        sims[idx] = np.asarray(self._vectors[idx]) @ qvec
+        return sims
 
     def _bm25(self, tokens: Sequence[str]) -> np.ndarray:
         n = len(self.stored.chunks)
