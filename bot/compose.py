@@ -149,8 +149,15 @@ def cite_item(doc: Document, item: WorkItem) -> Citation:
 
 
 def item_ref(locator: str, number: int) -> str:
-    """What a user replies to see an item: its locator when that is a plain number."""
+    """What a user replies to see an item of the document being read: its locator when that is a
+    plain number."""
     return locator if locator.isdigit() else str(number)
+
+
+def hit_ref(hit: Hit) -> str:
+    """What a user replies to see a found item: its library-wide reference (``YW11``), which opens
+    the same item in any channel, with or without a session; else the number in its document."""
+    return hit.ref or item_ref(hit.item_locator, hit.item_number)
 
 
 def item_body(doc: Document, item: WorkItem) -> str:
@@ -219,10 +226,9 @@ def _answer(draft: Draft) -> Answer:
     blocks = [draft.intro] if draft.intro else []
     for hit in hits:
         quotes = "\n".join(f"“{s}”" for s in hit.sentences)
-        see = ph.see_full.format(ref=item_ref(hit.item_locator, hit.item_number))
+        see = ph.see_full.format(ref=hit_ref(hit))
         blocks.append(f"{cite_hit(hit).render()}\n{quotes}\n{see}")
-    ref = item_ref(hits[0].item_locator, hits[0].item_number)
-    text, truncated = fit(blocks, draft.limit, ph.more.format(ref=ref))
+    text, truncated = fit(blocks, draft.limit, ph.more.format(ref=hit_ref(hits[0])))
     # hits: what the search found (for --json, eval and the web page); citations: what the text quotes
     found = tuple(draft.result.hits[: draft.max_items])
     return Answer(text, "answer", tuple(cite_hit(h) for h in hits), found,
@@ -253,8 +259,8 @@ def _abstain(draft: Draft) -> Answer:
     lines = [draft.intro or ph.abstain]
     if hits:
         lines.append(ph.suggest)
-        lines += [ph.suggest_line.format(ref=item_ref(h.item_locator, h.item_number), title=h.item_title)
-                  for h in hits]
+        lines += [ph.suggest_line.format(num=item_ref(h.item_locator, h.item_number), ref=hit_ref(h),
+                                         title=h.item_title) for h in hits]
     else:
         lines.append(ph.no_suggest)
     text, truncated = fit(["\n".join(lines), draft.contact_text] if draft.contact_text else ["\n".join(lines)],

@@ -7,6 +7,7 @@ sentences; the item and table-of-contents templates on the real parsed document.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -147,11 +148,17 @@ def test_answer_quotes_verbatim_under_each_citation():
     assert answer.kind == "answer" and not answer.abstained and not answer.truncated
     lines = answer.text.split("\n")
     assert lines[0] == f"《{TITLE}》五、深化教学改革，促进基础教育高质量发展 › 12. 办好普惠优质学前教育"
-    assert "回复 12 查看全文" in lines and "回复 3 查看全文" in lines
+    assert "回复 HY12 查看全文" in lines and "回复 HY3 查看全文" in lines
     quoted = [line[1:-1] for line in lines if line.startswith("“")]
     assert len(quoted) == 3
     assert all(q in SEED_TEXT for q in quoted)
     assert [c.item_number for c in answer.citations] == [12, 3]
+
+
+def test_a_hit_without_a_library_reference_falls_back_to_its_number():
+    hit = replace(seed_hit(12), ref="")
+    answer = render("answer", Draft(result=_result(hit), limit=WECHAT_LIMIT))
+    assert "回复 12 查看全文" in answer.text.split("\n")
 
 
 def test_answer_keeps_numbers_as_the_document_writes_them():
@@ -163,7 +170,7 @@ def test_answer_fits_a_tight_limit_with_a_hint():
     limit = Limit(max_bytes=500)
     answer = render("answer", Draft(result=_result(seed_hit(17), seed_hit(3), seed_hit(12)), limit=limit))
     assert answer.truncated and size(answer.text) <= 500
-    assert answer.text.endswith("（内容较长，回复 17 查看全文）")
+    assert answer.text.endswith("（内容较长，回复 HY17 查看全文）")
 
 
 def test_abstain_lists_suggestions_and_contact():
@@ -172,8 +179,8 @@ def test_abstain_lists_suggestions_and_contact():
     answer = render("abstain", draft)
     assert answer.abstained and answer.kind == "abstain"
     assert answer.text.startswith("抱歉，现有文件中没有找到与此直接相关的内容。")
-    assert "25. 加强安全稳定工作（回复 25 查看）" in answer.text
-    assert "7. 强化体卫艺工作（回复 7 查看）" in answer.text
+    assert "25. 加强安全稳定工作（回复 HY25 查看）" in answer.text
+    assert "7. 强化体卫艺工作（回复 HY7 查看）" in answer.text
     assert answer.text.endswith("如需进一步咨询，请联系衡阳市教育局。")
     assert "“" not in answer.text  # nothing is quoted as if it answered
 
@@ -185,7 +192,7 @@ def test_abstain_opening_can_be_replaced():
 
 def test_english_frame():
     answer = render("answer", Draft(result=_result(seed_hit(5, 3)), lang="en"))
-    assert "Reply 5 for the full text" in answer.text
+    assert "Reply HY5 for the full text" in answer.text
     assert "“提升“互联网+教育”治理能力，探索5G、人工智能、区块链等技术与教育教学融合应用。”" in answer.text
 
 

@@ -92,7 +92,7 @@ def test_kindergarten_goals_cite_the_item_with_verbatim_sentences(chat):
     assert answer.kind == "answer" and not answer.abstained
     assert answer.citations[0].item_number in (12, 3)
     assert answer.text.startswith(f"《{TITLE}》")
-    assert f"回复 {answer.citations[0].item_number} 查看全文" in answer.text
+    assert f"回复 HY{answer.citations[0].item_number} 查看全文" in answer.text
     quotes = quoted_lines(answer.text)
     assert 1 <= len(quotes) <= 3
     assert all(q in CORPUS_TEXT for q in quotes)
@@ -120,14 +120,14 @@ def test_english_question_is_answered(chat):
     answer = chat.say("Any plans to use 5G and AI in teaching?")
     assert answer.kind == "answer"
     assert 5 in [c.item_number for c in answer.citations]
-    assert "Reply 5 for the full text" in answer.text
+    assert "Reply HY5 for the full text" in answer.text
 
 
 def test_abstains_with_suggestions_and_contact(chat):
     answer = chat.say("明天天气怎么样")
     assert answer.abstained and answer.kind == "abstain"
     assert answer.text.startswith("抱歉，现有文件中没有找到与此直接相关的内容。")
-    suggestions = re.findall(r"^(\d+)\. .+（回复 \1 查看）$", answer.text, re.M)
+    suggestions = re.findall(r"^(\d+)\. .+（回复 HY\1 查看）$", answer.text, re.M)
     assert 2 <= len(suggestions) <= 3
     assert CONTACT in answer.text
     assert not quoted_lines(answer.text)
