@@ -268,6 +268,13 @@ class Searcher:
         if hi - lo <= 1:
             return (self.stored.chunks[lo].text,)
         score = _unit(np.asarray(self._vectors[lo + 1:hi]) @ ranked.query.vector)
+        # a plan item's title sentence (办好普惠优质学前教育。) says what the item is about, not
+        # what it says, and the citation shows it already: quoted only when nothing else is
+        # there. A law's article has no title: its first sentence is content.
+        head = self.stored.chunks[lo]
+        if not _ARTICLE_LABEL.match(head.item_label):
+            title = head.item_title.rstrip("。.")
+            score[[c.text.rstrip("。.") == title for c in self.stored.chunks[lo + 1:hi]]] = -1.0
         best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
         # keep a second sentence only when it is among the nearer half of the item's sentences
         keep = [i for i in best if score[i] >= 0.5 * score[best[0]]] or [best[0]]
@@ -361,6 +368,7 @@ _RELATIVE_YEARS = (
     (re.compile(r"去年|上一年|last year", re.I), -1),
     (re.compile(r"明年|next year", re.I), 1),
 )
+_ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 
 
