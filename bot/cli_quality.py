@@ -69,7 +69,7 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
 
         from index.baselines import BASELINES, Baselines
         from index.evaluate import evaluate, format_table
-        from index.fit import collect, cross_validate, fit
+        from index.fit import collect, cross_validate, fit, fold_rankers
         from index.rank import DEFAULT_MODEL, prior_ranker
 
         with translated():
@@ -77,8 +77,9 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
             searcher = searcher_factory(prior_ranker())
             with click.progressbar(length=len(questions), label="features", file=sys.stderr) as bar:
                 samples = collect(searcher, questions, progress=lambda n, total: bar.update(1))
-            ranker = fit(samples)
-            report = cross_validate(samples, ranker)
+            folds = fold_rankers(samples)
+            ranker = fit(samples, folds)
+            report = cross_validate(samples, ranker, folds)
             plain = Baselines(searcher)
             for name in BASELINES:
                 report[name] = evaluate(questions, lambda q, n=name: plain.outcome(n, q.question,

@@ -179,11 +179,16 @@ def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default:
     nonempty = hi > lo
     if not nonempty.any():
         return out
-    starts, ends = lo[nonempty], hi[nonempty]
-    lengths = ends - starts
-    idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    out[nonempty] = np.maximum.reduceat(values[idx], np.cumsum(lengths) - lengths)
+    lengths = hi[nonempty] - lo[nonempty]
+    out[nonempty] = np.maximum.reduceat(values[range_indices(lo[nonempty], hi[nonempty])],
+                                        np.cumsum(lengths) - lengths)
     return out
+
+
+def range_indices(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The concatenated indices of the ranges [lo[i], hi[i]), without a Python loop."""
+    lengths = hi - lo
+    return np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
 def _z(values: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ per file). It is printed beside the in-sample figure; a wide gap means over-fitt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,22 +68,30 @@ def collect(searcher, questions: Sequence[EvalQuestion], *, progress: Callable[[
     return samples
 
 
-def fit(samples: Sequence[Sample]) -> Ranker:
+def fold_rankers(samples: Sequence[Sample]) -> dict[str, Ranker]:
+    """For each group (document), the models fitted without its questions. The slow part of a
+    fit: compute once and hand to both :func:`fit` and :func:`cross_validate`."""
+    return {group: _fold_ranker([s for s in samples if s.group != group])
+            for group in sorted({s.group for s in samples})}
+
+
+def fit(samples: Sequence[Sample], folds: dict[str, Ranker] | None = None) -> Ranker:
     """Both models fitted on ``samples``; the threshold from leave-one-document-out probabilities."""
     rank = _fit_rank(samples)
     abstain = _fit_abstain(samples, rank)
-    probs, labels = _oof_confidences(samples)
+    probs, labels = _oof_confidences(samples, folds or fold_rankers(samples))
     threshold = choose_threshold(probs, labels)
     return Ranker(rank, abstain, threshold, info={})
 
 
-def cross_validate(samples: Sequence[Sample], ranker: Ranker) -> dict[str, dict[str, float]]:
+def cross_validate(samples: Sequence[Sample], ranker: Ranker, folds: dict[str, Ranker] | None = None
+                   ) -> dict[str, dict[str, float]]:
     """Figures in sample (``ranker``) and leave-one-document-out, overall and per group."""
+    folds = folds or fold_rankers(samples)
     in_sample = [_score(s, ranker) for s in samples]
     held_out: list[dict[str, float]] = [{}] * len(samples)
-    for group in sorted({s.group for s in samples}):
-        train = [s for s in samples if s.group != group]
-        fold = _fold_ranker(train, ranker.threshold)
+    for group, fold in folds.items():
+        fold = replace(fold, threshold=ranker.threshold)
         for n, s in enumerate(samples):
             if s.group == group:
                 held_out[n] = _score(s, fold)
@@ -110,21 +118,15 @@ def choose_threshold(probs: np.ndarray, answerable: np.ndarray) -> float:
 # -- internals --------------------------------------------------------------------------------
 
 
-def _fold_ranker(train: Sequence[Sample], threshold: float | None = None) -> Ranker:
+def _fold_ranker(train: Sequence[Sample]) -> Ranker:
     rank = _fit_rank(train)
-    return Ranker(rank, _fit_abstain(train, rank), 0.5 if threshold is None else threshold, info={})
+    return Ranker(rank, _fit_abstain(train, rank), 0.5, info={})
 
 
-def _oof_confidences(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+def _oof_confidences(samples: Sequence[Sample], folds: dict[str, Ranker]) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-document-out confidence of each question's top item, and whether it is answerable."""
-    probs, answerable = [], []
-    for group in sorted({s.group for s in samples}):
-        fold = _fold_ranker([s for s in samples if s.group != group])
-        for s in samples:
-            if s.group == group:
-                probs.append(_confidence(s, fold))
-                answerable.append(s.question.answerable)
-    return np.array(probs), np.array(answerable, dtype=bool)
+    probs = np.array([_confidence(s, folds[s.group]) for s in samples])
+    return probs, np.array([s.question.answerable for s in samples], dtype=bool)
 
 
 def _confidence(s: Sample, ranker: Ranker) -> float:

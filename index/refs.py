@@ -49,10 +49,22 @@ def item_ordinal(doc: Document, item: WorkItem | None) -> str:
     """The item's part of a reference: its number when unique in ``doc``, else its position."""
     if item is None:
         return ""
-    numbers = [i.number for i in doc.items]
+    return dict(zip(doc.items, _ordinals(doc), strict=True))[item]
+
+
+def library_refs(documents: Sequence[Document]) -> dict[str, tuple[Document, WorkItem]]:
+    """Every reference of the library and the item it opens (one pass; build once per index)."""
+    codes = document_codes(documents)
+    return {f"{codes[doc.doc_id]}{ordinal}": (doc, item)
+            for doc in documents for item, ordinal in zip(doc.items, _ordinals(doc), strict=True)}
+
+
+def _ordinals(doc: Document) -> list[str]:
+    items = doc.items
+    numbers = [i.number for i in items]
     if len(set(numbers)) == len(numbers):
-        return str(item.number)
-    return str(doc.items.index(item) + 1)
+        return [str(n) for n in numbers]
+    return [str(n) for n in range(1, len(items) + 1)]
 
 
 def _initials(title: str) -> str:

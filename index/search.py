@@ -26,9 +26,19 @@ import numpy as np
 from index.domain import Chunk, Document, Hit, WorkItem
 from index.evaluate import RankedItem
 from index.facts import expected_facts, states_fact
-from index.features import FEATURES, Library, Query, bigrams, features, idf_function, is_dated, other_year
+from index.features import (
+    FEATURES,
+    Library,
+    Query,
+    bigrams,
+    features,
+    idf_function,
+    is_dated,
+    other_year,
+    range_indices,
+)
 from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, load_ranker, rank_order
-from index.refs import REF, document_codes, item_ordinal
+from index.refs import REF, library_refs
 from index.store import StoredIndex, load_index
 
 
@@ -76,7 +86,9 @@ class Searcher:
         self.documents = tuple(sorted(stored.documents, key=lambda d: d.year or 0, reverse=True))
         self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
         self.library = Library(stored.documents, stored.chunks, self._item_chunk, tokenizer.normalize)
-        self.refs = document_codes(stored.documents)
+        # every reference, both ways, once per version: hits and lookups are then dictionary reads
+        self._item_of_ref = library_refs(stored.documents)
+        self._ref_of = {(doc.doc_id, item.locator): ref for ref, (doc, item) in self._item_of_ref.items()}
         self._idf = idf_function(stored.bm25, len(stored.chunks))
         # 今年/去年 are relative to the newest yearly document (a plan or notice whose title names
         # its year), not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
@@ -106,9 +118,9 @@ class Searcher:
 
     def rank(self, question: str, *, scope: str | None = None) -> Ranked | None:
         """Candidate items best first, their feature rows and ranker scores (None: nothing to search)."""
-        query = self._query(question)
-        if not query.tokens and not _has_content(question):
+        if not _has_content(question):  # punctuation only: nothing to embed or match
             return None
+        query = self._query(question)
         lexical = self._bm25(query.tokens)
         items, feats = self.candidates(query, lexical, scope=scope)
         if len(items) == 0:
@@ -148,14 +160,7 @@ class Searcher:
     def find_ref(self, ref: str) -> tuple[Document, WorkItem] | None:
         """The item a reference such as ``YW11`` names (see :func:`document_codes`), or None."""
         match = REF.fullmatch(ref.strip().upper())
-        if not match:
-            return None
-        by_code = {code: doc_id for doc_id, code in self.refs.items()}
-        doc_id = by_code.get(match.group(1))
-        doc = next((d for d in self.documents if d.doc_id == doc_id), None)
-        if doc is None:
-            return None
-        return next(((doc, item) for item in doc.items if item_ordinal(doc, item) == match.group(2)), None)
+        return self._item_of_ref.get(f"{match.group(1)}{match.group(2)}") if match else None
 
     def _query(self, question: str) -> Query:
         norm = self.tokenizer.normalize(question)
@@ -214,9 +219,7 @@ class Searcher:
     def _chunk_sims(self, qvec: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Cosines of the chunks of ``items`` (zero elsewhere): at 100k+ chunks, a product with
         every vector would cost more than the rest of the search."""
-        lo, hi = self._item_chunk[items, 0], self._item_chunk[items, 1]
-        lengths = hi - lo
-        idx = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        idx = range_indices(self._item_chunk[items, 0], self._item_chunk[items, 1])
         sims = np.zeros(len(self.stored.chunks), dtype=np.float32)
         sims[idx] = np.asarray(self._vectors[idx]) @ qvec
         return sims
@@ -238,7 +241,6 @@ class Searcher:
         item = int(ranked.items[n])
         chunk = self.stored.chunks[self._item_chunk[item][0]]
         col = dict(zip(FEATURES, ranked.features[n].tolist(), strict=True))
-        doc = self._document(chunk.doc_id)
         return Hit(
             doc_id=chunk.doc_id, doc_title=chunk.doc_title, year=chunk.year, section=chunk.section,
             item_number=chunk.item_number, item_title=chunk.item_title, item_locator=chunk.item_locator,
@@ -246,15 +248,11 @@ class Searcher:
             score=round(float(ranked.scores[n]), 4), confidence=round(confidence, 4),
             lexical=round(col["bm25_item"], 4), dense=round(max(col["cos_item"], col["cos_sent"]), 4),
             item_label=chunk.item_label, text=chunk.text,
-            ref=self._ref(doc, chunk.item_locator) if doc else "",
+            ref=self._ref_of.get((chunk.doc_id, chunk.item_locator), ""),
         )
 
-    def _document(self, doc_id: str) -> Document | None:
-        return next((d for d in self.documents if d.doc_id == doc_id), None)
-
     def _ref(self, doc: Document, locator: str) -> str:
-        item = next((i for i in doc.items if i.locator == locator), None)
-        return f"{self.refs[doc.doc_id]}{item_ordinal(doc, item)}" if item else ""
+        return self._ref_of.get((doc.doc_id, locator), "")
 
     def _best_sentences(self, item: int, ranked: Ranked) -> tuple[str, ...]:
         """The item's sentences to quote: the two nearest the question by the embedder.
