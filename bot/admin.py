@@ -2,15 +2,17 @@
 in the background, roll back, and read what users asked.
 
 Mounted only when ``POLICYBOT_ADMIN_TOKEN`` is set (:func:`configured`, :func:`validate`,
-like the channel modules). Every API view needs ``Authorization: Bearer <token>``
+like the channel modules); without it :mod:`bot.admin_off` answers ``/admin`` with a Chinese page
+that says how to switch it on. Every API view needs ``Authorization: Bearer <token>``
 (:func:`require_admin_token`); the page ``GET /admin`` holds no data and is served
 without it, its script sends the token the admin typed. Every error of the API is
 ``{"ok": false, "error": …, "status": …}`` from the blueprint's one handler
-(:func:`handle_error`).
+(:func:`handle_error`), ``error`` in Chinese for the page (:mod:`bot.admin_text`).
 
-Endpoints: ``GET/POST /admin/documents``, ``DELETE /admin/documents/<id>``,
-``POST /admin/reindex`` → 202 ``{"job"}``, ``GET /admin/jobs[/<id>]``,
-``GET /admin/versions``, ``POST /admin/rollback``, ``GET /admin/stats``.
+Endpoints: ``GET/POST /admin/documents``, ``POST /admin/documents/preview``,
+``DELETE /admin/documents/<id>``, ``POST /admin/reindex`` → 202 ``{"job"}``,
+``GET /admin/jobs[/<id>]``, ``GET /admin/versions``, ``POST /admin/rollback``,
+``GET /admin/stats``, ``POST /admin/ask`` (the test box).
 """
 
 from __future__ import annotations
@@ -28,10 +30,26 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
 
+from bot.admin_off import MIN_TOKEN_CHARS, locked_down
+from bot.admin_text import chinese
 from bot.errors import ConfigError
 from bot.jobs import FILENAME as JOBS_FILENAME
-from bot.jobs import JobConflict, JobStore, start_reindex, storage_problem
-from bot.uploads import MAX_NAME_BYTES, MAX_NAME_CHARS, overrides, safe_filename, staging, sweep_uploads  # noqa: F401
+from bot.jobs import STAGES, Job, JobConflict, JobStore, start_reindex, storage_problem
+from bot.storage import ADMIN_CHANNEL
+from bot.uploads import (  # noqa: F401
+    MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
+    check_not_duplicate,
+    file_sha256,
+    overrides,
+    parse_upload,
+    preview_json,
+    received,
+    safe_filename,
+    staging,
+    sweep_uploads,
+    upload_id,
+)
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
 
@@ -45,7 +63,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", s
 SETTINGS: tuple[str, ...] = ("POLICYBOT_ADMIN_TOKEN",)
 JOBS = "policybot.jobs"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MIN_TOKEN_CHARS = 16
 
 #: Status of each error the admin API expects; anything else is a 500.
 _STATUS: dict[type[Exception], int] = {
@@ -126,7 +143,10 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
     if status == 500:
         log.error("%s %s failed", request.method, request.path, exc_info=exc)
         message = "internal error (see the server log)"
-    body: dict[str, Any] = {"ok": False, "error": message, "status": status}
+    error = chinese(message, status)
+    body: dict[str, Any] = {"ok": False, "error": error, "status": status}
+    if error != message:
+        body["detail"] = message  # the English original, for scripts and bug reports
     if isinstance(exc, JobConflict):
         body["job"] = exc.job.id  # the page watches the running job instead
     response = jsonify(body)
@@ -141,12 +161,7 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
 @bp.get("")
 def page() -> Response:
     """The admin page (no data in it: its script logs in with the token and calls the API)."""
-    response = Response(render_template("admin.html", max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-        "img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return locked_down(Response(render_template("admin.html", max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024))))
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -163,26 +178,29 @@ def documents() -> Response:
 @require_admin_token
 def upload() -> tuple[Response, int]:
     """Add the uploaded ``file`` (.txt .md .docx .pdf), with optional ``title`` and ``year`` fields that
-    replace the parsed ones, to the library; 400 says why a file is refused."""
+    replace the parsed ones, to the library; 400 says why a file is refused, 409 that the library has it."""
     from index.library import add_document, list_documents
 
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadRequest('send the document as the multipart form field "file"')
-    name = safe_filename(upload.filename)
     title, year = overrides(request.form)
     data = _data_dir()
-    before = {r.doc_id for r in list_documents(data)}
-    with staging(data) as tmp:
-        path = tmp / name
-        upload.save(path)
-        try:
-            record = add_document(data, path, filename=name, title=title, year=year)
-        except CorpusError as exc:
-            # The loader names the temporary file; the admin knows the file by its own name.
-            raise CorpusError(str(exc).replace(str(path), name)) from None
-    body = {**record_json(record), "replaced": record.doc_id in before}
+    records = list_documents(data)
+    with received(request.files, data) as (path, name):
+        check_not_duplicate(records, upload_id(name), file_sha256(path), title=title, year=year)
+        record = add_document(data, path, filename=name, title=title, year=year)
+    body = {**record_json(record), "replaced": record.doc_id in {r.doc_id for r in records}}
     return jsonify(body), 201
+
+
+@bp.post("/documents/preview")
+@require_admin_token
+def preview() -> Response:
+    """How the uploaded ``file`` would be split (sections, items, sentences), with its parsed title and
+    year and the library document it would replace or repeat; nothing is stored."""
+    from index.library import list_documents
+
+    with received(request.files, _data_dir()) as (path, name):
+        sha, parsed = file_sha256(path), parse_upload(path, name)
+    return jsonify(preview_json(parsed, name, sha, list_documents(_data_dir())))
 
 
 @bp.delete("/documents/<doc_id>")
@@ -264,7 +282,7 @@ def reindex() -> tuple[Response, int, dict[str, str]]:
 @require_admin_token
 def job_list() -> Response:
     """The newest jobs first (the page resumes watching a running one)."""
-    return jsonify(jobs=[job.to_json() for job in jobs().recent()])
+    return jsonify(jobs=[job_json(job) for job in jobs().recent()])
 
 
 @bp.get("/jobs/<job_id>")
@@ -274,24 +292,37 @@ def job(job_id: str) -> Response:
     found = jobs().get(job_id)
     if found is None:
         raise NotFound(f"no job {job_id!r}; GET /admin/jobs lists the recent ones")
-    return jsonify(found.to_json())
+    return jsonify(job_json(found))
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job in the API's shape, with the progress its stage ends at, and its error in Chinese
+    (``detail``: the English original)."""
+    body = {**job.to_json(), "stage_end": STAGES.get(job.stage, (0.0, 0.0))[1]}  # where the page's bar may glide to
+    if body["error"]:
+        body["detail"], body["error"] = body["error"], chinese(body["error"], 500)
+    return body
 
 
 @bp.get("/versions")
 @require_admin_token
 def versions() -> Response:
-    """The index versions kept, newest first, which one is published, which one is served
-    (another when the published one is damaged), and what is wrong with each damaged one."""
+    """The index versions kept, newest first, each with what it changed (``label``), which one is
+    published, which one is served (another when the published one is damaged), and what is
+    wrong with each damaged one."""
+    from bot.admin_versions import describe_versions
     from index.integrity import index_health
 
     data = _data_dir()
     health = index_health(data)
     problems = {v.version: v.problem for v in health.versions}
+    manifests = {v: read_manifest(data, v) if problems[v] is None else {} for v in problems}
+    labels = describe_versions(list(manifests.items()))
     rows = []
     for version in sorted(problems, reverse=True):
-        manifest = read_manifest(data, version) if problems[version] is None else {}
+        manifest = manifests[version]
         counts = manifest.get("counts", {})
-        rows.append({"version": version, "created": manifest.get("created"),
+        rows.append({"version": version, "created": manifest.get("created"), "label": labels[version],
                      "documents": counts.get("documents"), "items": counts.get("items"),
                      "titles": [d.get("title") for d in manifest.get("documents", [])],
                      "intact": problems[version] is None, "problem": problems[version]})
@@ -320,13 +351,30 @@ def rollback() -> Response:
     return jsonify(version=roll_back(data, version), previous=previous)
 
 
+# -- the test box ---------------------------------------------------------------------------
+
+
+@bp.post("/ask")
+@require_admin_token
+def ask() -> Response:
+    """Answer ``{"question"}`` as /api/ask does, logged as the test box's (not counted in the stats)."""
+    from bot.channels.web import question_text
+    from bot.compose import answer_json
+    from bot.domain import Question
+    from bot.service import get_service
+
+    question = Question(channel=ADMIN_CHANNEL, user_id="admin", text=question_text(request))
+    return jsonify(answer_json(get_service().ask(question)))
+
+
 # -- statistics -----------------------------------------------------------------------------
 
 
 @bp.get("/stats")
 @require_admin_token
 def stats() -> Response:
-    """Questions per day (30 days), answer rate, top unanswered questions and top cited items."""
+    """Questions per day (30 days), answer rate, top unanswered questions and top cited items
+    (users' questions only, not the test box's)."""
     from bot.service import get_service
 
     service = get_service()
@@ -337,7 +385,8 @@ def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days
                    today: date | None = None) -> dict[str, Any]:
     """What the question log says about the last ``days`` days (local time), from ``storage``.
 
-    ``documents`` (the served ones) give cited items their titles.
+    ``documents`` (the served ones) give cited items their titles. The admin's test questions
+    (channel :data:`ADMIN_CHANNEL`) are not counted.
     """
     today = today or date.today()
     first = today - timedelta(days=days - 1)
@@ -345,15 +394,15 @@ def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days
     conn = storage.connection()
     per_day = {day: (asked, unanswered) for day, asked, unanswered in conn.execute(
         "SELECT date(asked_at, 'unixepoch', 'localtime') AS day, COUNT(*), SUM(abstained) FROM questions"
-        " WHERE asked_at >= ? GROUP BY day", (since,))}
+        " WHERE asked_at >= ? AND channel != ? GROUP BY day", (since, ADMIN_CHANNEL))}
     # Commands (help, a table of contents, 第N条) answer no search; the rate is over searches only.
     answered, searched = conn.execute(
         "SELECT COALESCE(SUM(kind = 'answer' AND abstained = 0), 0), COALESCE(SUM(kind IN ('answer', 'abstain')), 0)"
-        " FROM questions WHERE asked_at >= ?", (since,)).fetchone()
+        " FROM questions WHERE asked_at >= ? AND channel != ?", (since, ADMIN_CHANNEL)).fetchone()
     cited = conn.execute(
         "SELECT top_doc, top_item, COUNT(*) AS n FROM questions WHERE asked_at >= ? AND abstained = 0"
-        " AND top_doc IS NOT NULL GROUP BY top_doc, top_item ORDER BY n DESC, top_doc, top_item LIMIT 10",
-        (since,)).fetchall()
+        " AND top_doc IS NOT NULL AND channel != ? GROUP BY top_doc, top_item ORDER BY n DESC, top_doc, top_item"
+        " LIMIT 10", (since, ADMIN_CHANNEL)).fetchall()
     daily = [(first + timedelta(days=n)).isoformat() for n in range(days)]
     return {
         "since": first.isoformat(),

@@ -33,6 +33,9 @@ BUSY_TIMEOUT_S = 10.0
 KEEP_S = 3 * 24 * 3600  # answers and memos are kept this long: platform retries come within hours at most
 PRUNE_EVERY_S = 3600.0
 LOG_PRUNE_EVERY_S = 86400.0
+#: The channel of the admin page's test box: its questions are logged under it and left out
+#: of what users asked (the unanswered list, the statistics).
+ADMIN_CHANNEL = "admin"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS questions (
@@ -236,11 +239,12 @@ class Storage:
         return [LogEntry(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
 
     def unanswered(self, *, since: float = 0.0, limit: int = 20) -> list[Unanswered]:
-        """Questions abstained on since ``since`` (unix time), most frequent first."""
+        """Questions users abstained on since ``since`` (unix time), most frequent first (the admin's
+        tests left out)."""
         rows = self.connection().execute(
             "SELECT question, COUNT(*) AS n, MAX(asked_at) AS last FROM questions"
-            " WHERE abstained = 1 AND asked_at >= ? GROUP BY question"
-            " ORDER BY n DESC, last DESC, question LIMIT ?", (since, limit)).fetchall()
+            " WHERE abstained = 1 AND asked_at >= ? AND channel != ? GROUP BY question"
+            " ORDER BY n DESC, last DESC, question LIMIT ?", (since, ADMIN_CHANNEL, limit)).fetchall()
         return [Unanswered(*row) for row in rows]
 
     # -- deduplicated answers ---------------------------------------------------------------

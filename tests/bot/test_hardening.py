@@ -447,7 +447,7 @@ def test_a_rollback_while_a_build_runs_is_refused_with_409(make, two_versions) -
     with build_lock(data):  # what a running build holds until it has published
         response = client.post("/admin/rollback", json={"version": older},
                                headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status_code == 409 and "roll back after it has finished" in response.json["error"]
+    assert response.status_code == 409 and "roll back after it has finished" in response.json["detail"]
     assert current_version(data) == newer
     after = client.post("/admin/rollback", json={"version": older}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert after.status_code == 200 and current_version(data) == older
