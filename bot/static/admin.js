@@ -100,6 +100,7 @@
   function preview() {
     closePreview();
     var file = chosenFile();
+    $("file-name").textContent = file ? file.name : "未选择文件";
     if (!file) return;
     var form = new FormData();
     form.append("file", file, file.name);
@@ -146,6 +147,12 @@
     });
   }
 
+  function resetUpload() {
+    $("upload-form").reset();
+    $("file-name").textContent = "未选择文件";
+    closePreview();
+  }
+
   function closePreview() {
     previewed = null;
     $("preview").hidden = true;
@@ -167,8 +174,7 @@
     A.api("POST", A.API + "/documents", form).then(function (doc) {
       A.say("upload-msg", (doc.replaced ? "已替换" : "已添加") + "《" + doc.title + "》" +
             (doc.year ? "（" + doc.year + " 年）" : "") + "，共 " + doc.items + " 条。重建索引后生效。", true);
-      $("upload-form").reset();
-      closePreview();
+      resetUpload();
       A.loadLibrary();
     }).catch(function (error) {
       A.say("upload-msg", "上传失败：" + error.message, false);
@@ -260,7 +266,7 @@
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", function () { A.logout(""); });
   $("file").addEventListener("change", preview);
-  $("preview-cancel").addEventListener("click", function () { $("upload-form").reset(); closePreview(); });
+  $("preview-cancel").addEventListener("click", resetUpload);
   $("upload-form").addEventListener("submit", upload);
   $("reindex-btn").addEventListener("click", A.reindex);
   $("rollback-btn").addEventListener("click", A.rollback);
