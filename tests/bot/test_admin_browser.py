@@ -185,6 +185,11 @@ def test_without_a_token_the_page_says_in_chinese_how_to_enable_it(server_off, b
 def test_a_bad_upload_is_refused_in_chinese(server, browser, tmp_path):
     notes = tmp_path / "会议记录.txt"
     notes.write_text("今天开会，大家发言踊跃。\n会后各自落实。\n", encoding="utf-8")
+    browser.get(f"{server}/admin")
+    _by_id(browser, "token").send_keys("wrong-token-0123456789")
+    _by_id(browser, "login-btn").click()
+    _wait(browser, lambda d: "登录失败：令牌不正确" in _text(d, "login-msg"), what="the refused login")
+    check_layout(browser, "login")
     login(browser, server)
     _by_id(browser, "file").send_keys(str(notes))
     _wait(browser, lambda d: "无法预览" in _text(d, "upload-msg"), what="the refusal")
