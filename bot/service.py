@@ -15,12 +15,14 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
+from bot.config import Settings, settings_of
 from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
 from bot.metrics import Metrics
 from bot.storage import FILENAME, LogEntry, Storage
@@ -29,6 +31,7 @@ from index.errors import IndexNotFound
 
 if TYPE_CHECKING:
     from bot.dialog import Dialog
+    from bot.sessions import SessionMemory, SharedSessionMemory
     from index.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -260,28 +263,33 @@ def load_answer(text: str) -> Answer:
     })
 
 
-def init_app(app: Flask) -> Service:
-    """Build the process's services from ``app.config`` and keep them in ``app.extensions``."""
-    from dataclasses import replace
-
+def build_dialog(settings: Settings, searchers: Callable[[], Searcher], *,
+                 memory: SessionMemory | SharedSessionMemory | None = None) -> Dialog:
+    """The dialog as the settings describe it: the one place it is assembled, for the server,
+    ``policybot ask`` and the scripts alike."""
     from bot.dialog import Dialog, DialogSettings
+
+    dialog_settings = DialogSettings(contact_text=settings.contact_text or "")
+    return Dialog(searchers, settings=dialog_settings, memory=memory)
+
+
+def init_app(app: Flask) -> Service:
+    """Build the process's services from the app's settings and keep them in ``app.extensions``."""
+    from bot.dialog import DialogSettings
     from bot.sessions import SharedSessionMemory
 
-    data_dir = Path(app.config["DATA"])
-    searchers = SearcherProvider(data_dir, embedder=app.config["EMBEDDER"])
-    settings = DialogSettings()
-    if app.config.get("CONTACT_TEXT"):
-        settings = replace(settings, contact_text=app.config["CONTACT_TEXT"])
-    storage = Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT"), log_days=app.config.get("LOG_DAYS"))
+    settings = settings_of(app)
+    searchers = SearcherProvider(settings.data, embedder=settings.embedder)
+    storage = Storage(settings.data / FILENAME, salt=settings.log_salt, log_days=settings.log_days)
     try:
         storage.prune_log()  # at start, then daily as questions are logged
     except sqlite3.Error as exc:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
-    memory = SharedSessionMemory(storage, ttl_s=settings.followup_ttl_s)
+    memory = SharedSessionMemory(storage, ttl_s=DialogSettings().followup_ttl_s)
     service = Service(
         searchers=searchers,
-        dialog=Dialog(searchers, settings=settings, memory=memory),
+        dialog=build_dialog(settings, searchers, memory=memory),
         storage=storage,
         metrics=Metrics(),
     )

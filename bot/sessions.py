@@ -101,37 +101,27 @@ class SharedSessionMemory:
             raise ValueError(f"ttl_s must be positive (got {ttl_s})")
         self.storage = storage
         self.ttl_s = ttl_s
-        self._clock = clock  # wall time: the workers share no monotonic clock (the table is in storage.SCHEMA)
+        self._clock = clock  # wall time: the workers share no monotonic clock (the table: bot.storage.sessions)
 
     def get(self, key: SessionKey) -> Session | None:
         """The user's session if it is younger than the TTL, else None."""
-        row = self.storage.connection().execute(
-            "SELECT data FROM sessions WHERE user = ? AND at >= ?", (self._user(key), self._clock() - self.ttl_s)
-        ).fetchone()
-        return _load(row[0]) if row else None
+        data = self.storage.load_session(self._user(key), since=self._clock() - self.ttl_s)
+        return _load(data) if data else None
 
     def update(self, key: SessionKey, **changes) -> Session:
         """Change fields of the user's live session (or a fresh one) and restart its TTL."""
         now = self._clock()
-        user = self._user(key)
-        with self.storage.transaction() as conn:
-            row = conn.execute("SELECT data FROM sessions WHERE user = ? AND at >= ?",
-                               (user, now - self.ttl_s)).fetchone()
-            session = replace(_load(row[0]) if row else Session(), **changes, at=now)
-            conn.execute("INSERT OR REPLACE INTO sessions (user, data, at) VALUES (?, ?, ?)",
-                         (user, _dump(session), now))
-            conn.execute("DELETE FROM sessions WHERE at < ?", (now - self.ttl_s,))
-        return session
+
+        def change(data: str | None) -> str:
+            return _dump(replace(_load(data) if data else Session(), **changes, at=now))
+
+        return _load(self.storage.update_session(self._user(key), change, now=now, since=now - self.ttl_s))
 
     def forget(self, key: SessionKey) -> None:
-        with self.storage.transaction() as conn:
-            conn.execute("DELETE FROM sessions WHERE user = ?", (self._user(key),))
+        self.storage.forget_session(self._user(key))
 
     def __len__(self) -> int:
-        now = self._clock()
-        row = self.storage.connection().execute("SELECT COUNT(*) FROM sessions WHERE at >= ?",
-                                                (now - self.ttl_s,)).fetchone()
-        return int(row[0])
+        return self.storage.count_sessions(since=self._clock() - self.ttl_s)
 
     def _user(self, key: SessionKey) -> str:
         return self.storage.hash("\x1f".join(key))

@@ -11,14 +11,12 @@ A push goes: verify signature → parse → handler (registry keyed by message k
 → dialog via :class:`bot.service.Service` → render. :class:`OfficialAccount` holds
 what is specific to this flavour; ``bot.channels.wecom`` subclasses it and
 overrides only what WeCom does differently. An answer that misses the budget is
-replaced by ``success`` and delivered later (:mod:`bot.delivery`).
+replaced by ``success`` and delivered later (:mod:`bot.answering`).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 import secrets
 import struct
 import threading
@@ -33,6 +31,8 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import BaseMessage
 
 from bot import compose
+from bot.answering import answer_in_time, courier_for
+from bot.channels._checks import check_aes_key, check_base_url, check_needs, check_token, setting
 from bot.channels._xml import (
     CDataField,
     Rejected,
@@ -45,15 +45,9 @@ from bot.channels._xml import (
 )
 from bot.channels._xml import require_fields as require
 from bot.compose import SORRY
-from bot.delivery import (
-    WECHAT_API_BASE,
-    Courier,
-    OfficialAccountClient,
-    OfficialAccountCourier,
-    answer_in_time,
-    courier_for,
-)
+from bot.config import Settings, settings_of
 from bot.domain import WECHAT_LIMIT, Limit, Question
+from bot.platforms import Courier, OfficialAccountClient, OfficialAccountCourier
 from bot.ratelimit import SLOW_DOWN, allowed
 from bot.service import get_service
 
@@ -181,29 +175,30 @@ class OfficialAccount:
     reply_class: ClassVar[type[replies.BaseReply]] = TextReply
     handlers: ClassVar[Mapping[str, Handler]] = HANDLERS
 
-    def __init__(self, config: Mapping[str, Any], app: Flask) -> None:
+    def __init__(self, settings: Settings, app: Flask) -> None:
         self.app = app
-        self.token = setting(config, f"{self.prefix}_TOKEN")
-        self.receive_id = self._receive_id(config)
-        aes_key = setting(config, f"{self.prefix}_AES_KEY")
+        self.token = setting(settings, f"{self.prefix}_TOKEN")
+        self.receive_id = self._receive_id(settings)
+        aes_key = setting(settings, f"{self.prefix}_AES_KEY")
         self.crypto = self._crypto(aes_key) if aes_key else None
-        self.replay = ReplayGuard(channel=self.name, memos=get_service(app).storage)
-        self.courier = courier_for(app, self.name, lambda: self._courier(config))
+        self.storage = get_service(app).storage
+        self.replay = ReplayGuard(channel=self.name, memos=self.storage)
+        self.courier = courier_for(app, self.name, lambda: self._courier(settings))
 
     # Configuration hooks (WeCom overrides these) ----------------------------
 
-    def _receive_id(self, config: Mapping[str, Any]) -> str:
-        return setting(config, "WECHAT_APPID")
+    def _receive_id(self, settings: Settings) -> str:
+        return setting(settings, "WECHAT_APPID")
 
     def _crypto(self, aes_key: str) -> Any:
         return WeChatCrypto(self.token, aes_key, self.receive_id)
 
-    def _courier(self, config: Mapping[str, Any]) -> Courier | None:
-        secret = setting(config, "WECHAT_SECRET")
+    def _courier(self, settings: Settings) -> Courier | None:
+        secret = setting(settings, "WECHAT_SECRET")
         if not (secret and self.receive_id):
             return None
-        base = setting(config, "API_BASE_WECHAT") or WECHAT_API_BASE
-        return OfficialAccountCourier(OfficialAccountClient(self.receive_id, secret, api_base=base))
+        return OfficialAccountCourier(OfficialAccountClient(
+            self.receive_id, secret, api_base=settings.api_base_wechat, session=self.storage.tokens))
 
     # Protocol ---------------------------------------------------------------
 
@@ -302,7 +297,7 @@ def endpoint_for(app: Flask, cls: type[OfficialAccount]) -> OfficialAccount:
     key = f"policybot.channel.{cls.name}"
     with _endpoints_lock:
         if key not in app.extensions:
-            app.extensions[key] = cls(app.config, app)
+            app.extensions[key] = cls(settings_of(app), app)
         return app.extensions[key]
 
 
@@ -342,65 +337,17 @@ def push() -> Response:
 bp.register_error_handler(Rejected, refuse)
 
 
-def configured(config: Mapping[str, Any]) -> bool:
+def configured(settings: Settings) -> bool:
     """True when the WeChat token is set: the channel is then mounted."""
-    return bool(setting(config, "WECHAT_TOKEN"))
+    return bool(settings.wechat_token)
 
 
-def validate(config: Mapping[str, Any]) -> None:
+def validate(settings: Settings) -> None:
     """Check the WeChat settings.
 
     :raise ConfigError: naming the variable that is wrong and how to fix it
     """
-    check_token(config, "WECHAT_TOKEN")
-    check_aes_key(config, "WECHAT_AES_KEY", needs="WECHAT_APPID")
-    check_needs(config, "WECHAT_SECRET", needs="WECHAT_APPID")
-    check_base_url(config, "API_BASE_WECHAT")
-
-
-# Settings helpers, shared with bot.channels.wecom -------------------------------------------
-
-_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
-_B64 = re.compile(r"[A-Za-z0-9+/]{43}")
-
-
-def setting(config: Mapping[str, Any], name: str) -> str:
-    """A setting as text ('' if unset); env values may arrive JSON-decoded as numbers."""
-    value = config.get(name)
-    return "" if value is None else str(value).strip()
-
-
-def _fail(name: str, problem: str) -> None:
-    from bot.errors import ConfigError
-
-    raise ConfigError(f"POLICYBOT_{name} {problem}")
-
-
-def check_token(config: Mapping[str, Any], name: str) -> None:
-    if not _TOKEN.fullmatch(setting(config, name)):
-        _fail(name, "must be the 3-32 letters or digits entered as Token on the platform")
-
-
-def check_aes_key(config: Mapping[str, Any], name: str, *, needs: str) -> None:
-    key = setting(config, name)
-    if not key:
-        return
-    if not _B64.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
-        _fail(name, f"must be the 43-character EncodingAESKey from the platform (got {len(key)} characters)")
-    check_needs(config, name, needs=needs)
-
-
-def check_needs(config: Mapping[str, Any], name: str, *, needs: str) -> None:
-    if setting(config, name) and not setting(config, needs):
-        _fail(needs, f"must be set when POLICYBOT_{name} is")
-
-
-def check_number(config: Mapping[str, Any], name: str) -> None:
-    if setting(config, name) and not setting(config, name).isdigit():
-        _fail(name, "must be a number")
-
-
-def check_base_url(config: Mapping[str, Any], name: str) -> None:
-    url = setting(config, name)
-    if url and not url.startswith(("https://", "http://")):
-        _fail(name, f"must be an http(s) URL ending in /cgi-bin/ (got {url!r})")
+    check_token(settings, "WECHAT_TOKEN")
+    check_aes_key(settings, "WECHAT_AES_KEY", needs="WECHAT_APPID")
+    check_needs(settings, "WECHAT_SECRET", needs="WECHAT_APPID")
+    check_base_url(settings, "API_BASE_WECHAT")

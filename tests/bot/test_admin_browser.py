@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import FILENAME as JOBS_FILENAME
-from bot.jobs import JobStore
+from bot.storage import FILENAME, Storage
 from index.store import current_version
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
@@ -198,10 +197,20 @@ def test_a_bad_upload_is_refused_in_chinese(server, browser, tmp_path):
     check_layout(browser, "upload-error")
 
 
-def test_the_progress_bar_moves_smoothly_and_never_back(server, browser, library_dir):
+@pytest.fixture
+def jobs(library_dir) -> Iterator:
+    """The server's jobs table, as another worker sees it."""
+    storage = Storage(library_dir / FILENAME)
+    try:
+        yield storage.jobs
+    finally:
+        storage.close()
+
+
+def test_the_progress_bar_moves_smoothly_and_never_back(server, browser, library_dir, jobs):
     login(browser, server)
     record_progress(browser)
-    store = JobStore(library_dir / JOBS_FILENAME)
+    store = jobs
     job = store.create()  # a build that reports per batch, as the real one does, at a pace the test sets
     browser.execute_script("window.PolicybotAdmin.resumeJob()")
     store.update(job.id, state="running", stage="parse", done=0, total=0)

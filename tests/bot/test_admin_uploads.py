@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import cli
 from bot.service import get_service
-from bot.storage import ADMIN_CHANNEL
+from bot.storage.log import ADMIN_CHANNEL
 from tests.bot import test_admin as admin_tests
 from tests.bot.test_admin import BAD_UPLOADS, Admin, _library_files, assert_error
 from tests.conftest import LAW, LAW_TITLE, SEED
