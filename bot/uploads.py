@@ -164,7 +164,8 @@ def preview_json(parsed: Parsed, name: str, sha256: str, records: Sequence[Docum
     return {"id": doc.doc_id, "filename": name, "title": doc.title, "year": doc.year, "format": doc.format,
             "encoding": parsed.encoding, "sections": len(doc.sections), "items": len(doc.items),
             "sentences": sum(len(item.sentences) for item in doc.items), "outline": outline(doc),
-            "replaces": same_id and {"id": same_id.doc_id, "title": same_id.title},
+            "replaces": same_id and {"id": same_id.doc_id, "title": same_id.title,
+                                     "same_content": same_id.sha256 == sha256},
             "duplicate_of": same_text and {"id": same_text.doc_id, "title": same_text.title}}
 
 

@@ -118,7 +118,9 @@
     $("preview-summary").textContent = "解析出 " + data.sections + " 个部分、" + data.items + " 个条目、" +
       data.sentences + " 个句子" + (data.encoding ? "（文字编码 " + data.encoding + "）" : "") + "。";
     var warning = data.duplicate_of ? "这份文件与文件库中的《" + data.duplicate_of.title + "》内容完全相同，无需重复上传。" :
-      data.replaces ? "文件库中已有同名文件《" + data.replaces.title + "》：确认后将替换它（旧文件会存档）。" : "";
+      !data.replaces ? "" : data.replaces.same_content ? "文件库中已有这份《" + data.replaces.title +
+      "》（内容相同）：只有改了标题或年份，确认才会更新它。" :
+      "文件库中已有同名文件《" + data.replaces.title + "》：确认后将替换它（旧文件会存档）。";
     $("preview-warning").textContent = warning;
     $("preview-warning").hidden = !warning;
     $("upload-btn").disabled = Boolean(data.duplicate_of);

@@ -49,7 +49,10 @@ def test_preview_shows_what_parse_shows_and_stores_nothing(client, library, cli_
 def test_preview_says_which_document_it_replaces_or_repeats(client):
     changed = SEED.read_bytes().replace("衡阳".encode(), "衡州".encode())
     same_name = preview(client, "hengyang-2020-work-plan.txt", changed)
-    assert same_name.json["replaces"] == {"id": "hengyang-2020-work-plan", "title": "衡阳市教育局2020年工作要点"}
+    assert same_name.json["replaces"] == {"id": "hengyang-2020-work-plan", "title": "衡阳市教育局2020年工作要点",
+                                          "same_content": False}
+    again = preview(client, "hengyang-2020-work-plan.txt", SEED.read_bytes())
+    assert again.json["replaces"]["same_content"] is True and again.json["duplicate_of"] is None
     copy = preview(client, "副本.txt", SEED.read_bytes())
     assert copy.json["duplicate_of"]["id"] == "hengyang-2020-work-plan" and copy.json["replaces"] is None
 
