@@ -216,7 +216,7 @@
 
   // -- statistics ----------------------------------------------------------------------------
 
-  function loadStats() {
+  var loadStats = A.loadStats = function () {
     A.api("GET", A.API + "/stats").then(function (data) {
       var rate = data.answer_rate === null ? "—" : Math.round(data.answer_rate * 100) + "%";
       $("stats-summary").textContent = "用户提问 " + data.questions + " 次，其中检索 " + data.searches +
@@ -230,7 +230,7 @@
         return name + item + "（" + i.count + " 次）";
       }, "暂无。");
     }).catch(function (error) { $("stats-summary").textContent = "统计不可用：" + error.message; });
-  }
+  };
 
   /* One bar a day (its unanswered part on top), the busiest day's count on the y axis, and the
    * date under the first day, every seventh day and the last day. */

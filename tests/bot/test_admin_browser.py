@@ -13,8 +13,10 @@ skipped without them.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -268,6 +270,13 @@ def test_preview_edit_add_reindex_label_and_answer(server, browser):
 
     ask_until_cited(browser, LAW_QUESTION, title)
     _wait(browser, lambda d: "用户提问 0 次" in _text(d, "stats-summary"), what="the statistics")
+    asked = urllib.request.Request(f"{server}/api/ask", data=json.dumps({"question": "明天放假吗"}).encode(),
+                                   headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(asked, timeout=STEP_TIMEOUT_S) as response:  # a user's question, not a test
+        assert response.status == 200
+    browser.execute_script("window.PolicybotAdmin.loadStats()")
+    _wait(browser, lambda d: "用户提问 1 次" in _text(d, "stats-summary"), what="the user's question counted")
+    assert "明天放假吗（1 次）" in _text(browser, "stats-unanswered")
     today = time.localtime()
     assert f"{today.tm_mon}/{today.tm_mday}" in _text(browser, "stats-axis")  # the chart has dates
     check_layout(browser, "answered")
