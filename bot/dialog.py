@@ -23,6 +23,7 @@ from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
 from index.domain import Document, WorkItem
 from index.numerals import cn_int
+from index.rank import NEUTRAL_THRESHOLD
 from index.search import Searcher, SearchResult
 
 DEFAULT_WELCOME = "您好！我是政策文件问答助手，可以帮您查找教育政策文件的原文规定。"
@@ -41,8 +42,8 @@ class DialogSettings:
     max_users: int = 10_000  # users whose follow-up context is kept (least recent dropped first)
     search_k: int = 3  # items asked from the searcher per question
     # Items after the first are quoted only this sure (a Hit's calibrated confidence); the same
-    # bar decides whether a follow-up's re-ranked result still answers. 0.5 is the searcher's default.
-    min_confidence: float = 0.5
+    # bar decides whether a follow-up's re-ranked result still answers: the ranker's even odds.
+    min_confidence: float = NEUTRAL_THRESHOLD
 
     def __post_init__(self) -> None:
         for name in ("followup_ttl_s", "max_items", "max_sentences", "max_users", "search_k"):

