@@ -27,10 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from index.build import build_from_documents, build_index  # noqa: E402
 from index.chunks import make_chunks  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
+from index.embed_cache import EmbeddingCache  # noqa: E402
 from index.search import open_searcher  # noqa: E402
-from index.store import EmbeddingCache, build_from_documents, build_index  # noqa: E402
 from index.structure import parse_document, parse_file  # noqa: E402
 
 CN_NUM = "一二三四五六七八"
