@@ -135,9 +135,13 @@ def _embedded(model, pairs: list[tuple[str, str]]) -> Iterator[tuple[list[tuple[
         for part in batches:
             yield part, model.embed_passages([t for _, t in part])
         return
-    with ThreadPoolExecutor(workers, thread_name_prefix="policybot-embed") as pool:
-        results = pool.map(lambda part: one_core([t for _, t in part]), batches)
-        yield from zip(batches, results, strict=True)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="policybot-embed")
+    try:
+        futures = [pool.submit(one_core, [t for _, t in part]) for part in batches]
+        for part, future in zip(batches, futures, strict=True):
+            yield part, future.result()
+    finally:  # a failed batch or an interrupted build: drop the batches not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batches(pairs: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
