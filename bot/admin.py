@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -227,11 +226,12 @@ def library_state(data_dir: Path) -> dict[str, Any]:
     """The library against the served version: each document's ``status`` is ``served``
     (indexed as it is), ``changed`` (replaced since) or ``new``; ``removed`` lists served
     documents no longer in the library. Any of these means a re-index is due."""
+    from index.domain import document_sha256
     from index.library import list_documents, load_documents
-    from index.store import current_version, document_sha256
+    from index.store import current_version, version_manifest
 
     version = current_version(data_dir)
-    served = {d["doc_id"]: d for d in read_manifest(data_dir, version).get("documents", [])}
+    served = {d["doc_id"]: d for d in version_manifest(data_dir, version).get("documents", [])}
     texts = {doc.doc_id: document_sha256(doc) for doc in load_documents(data_dir)}
     rows = []
     for record in list_documents(data_dir):
@@ -242,18 +242,6 @@ def library_state(data_dir: Path) -> dict[str, Any]:
     removed = [{"id": d["doc_id"], "title": d["title"]} for d in served.values() if d["doc_id"] not in library]
     due = bool(removed) or any(row["status"] != "served" for row in rows)
     return {"version": version, "documents": rows, "removed": removed, "reindex_needed": due}
-
-
-def read_manifest(data_dir: Path, version: str | None) -> dict[str, Any]:
-    """The manifest of index ``version`` ({} when there is none)."""
-    from index.store import index_root
-
-    if not version:
-        return {}
-    try:
-        return json.loads((index_root(data_dir) / version / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing or damaged: the versions list says which
-        return {}
 
 
 # -- index jobs and versions ----------------------------------------------------------------
@@ -313,12 +301,12 @@ def versions() -> Response:
     published, which one is served (another when the published one is damaged), and what is
     wrong with each damaged one."""
     from bot.admin_versions import describe_versions
-    from index.integrity import index_health
+    from index.store import index_health, version_manifest
 
     data = _data_dir()
     health = index_health(data)
     problems = {v.version: v.problem for v in health.versions}
-    manifests = {v: read_manifest(data, v) if problems[v] is None else {} for v in problems}
+    manifests = {v: version_manifest(data, v) if problems[v] is None else {} for v in problems}
     labels = describe_versions(list(manifests.items()))
     rows = []
     for version in sorted(problems, reverse=True):

@@ -138,15 +138,14 @@ class Dialog:
         both = searcher.search(query, k=pool, scope=scope)
         if own.abstained:  # the new words mean nothing alone: the topic has to carry them
             return replace(both, hits=both.hits[:k])
-        in_topic = {(h.doc_id, h.item_locator) for h in both.hits}
-        hits = [h for h in own.hits if (h.doc_id, h.item_locator) in in_topic] or list(own.hits)
+        in_topic = {h.address.key for h in both.hits}
+        hits = [h for h in own.hits if h.address.key in in_topic] or list(own.hits)
         return SearchResult(query, tuple(hits[:k]), hits[0].confidence, False)
 
     def _remember(self, key: SessionKey, text: str, plan: _Plan, answer: Answer) -> None:
         # the items the reply names, so that "回复 12" opens item 12 of the same document
-        cited = {(c.doc_title, c.item_locator) for c in answer.citations}
-        shown = tuple((h.doc_id, h.item_locator) for h in answer.hits
-                      if answer.abstained or (h.doc_title, h.item_locator) in cited)
+        cited = {c.address.key for c in answer.citations}
+        shown = tuple(h.address.key for h in answer.hits if answer.abstained or h.address.key in cited)
         if plan.mode == "new":
             self.memory.update(key, topic=text.strip(), focus="", shown=shown)
         elif plan.mode == "refine":  # keeps the topic, so a second follow-up still has it
@@ -341,7 +340,7 @@ def _key(question: Question) -> SessionKey:
 
 def _drop_shown(result: SearchResult, shown: tuple[tuple[str, str], ...]) -> SearchResult:
     seen = set(shown)
-    hits = tuple(h for h in result.hits if (h.doc_id, h.item_locator) not in seen)
+    hits = tuple(h for h in result.hits if h.address.key not in seen)
     confidence = hits[0].confidence if hits else 0.0
     return replace(result, hits=hits, confidence=confidence, abstained=result.abstained or not hits)
 

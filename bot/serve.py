@@ -116,8 +116,7 @@ def load_settings() -> Settings:
 def require_index(data_dir: Path) -> None:
     """Fail with instructions unless some intact index version is under ``data_dir`` (the workers
     fall back to the newest intact one when ``current`` is missing or damaged)."""
-    from index.integrity import index_health
-    from index.store import index_root
+    from index.store import index_health, index_root
 
     if index_health(data_dir).served is None:
         raise click.ClickException(f"no index in {index_root(data_dir)}; run `policybot index build` first "

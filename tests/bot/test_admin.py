@@ -25,8 +25,9 @@ from bot import admin
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.storage import FILENAME, LogEntry, Storage
+from index.build import build_index
 from index.library import add_paths, build_library_index, library_root, list_documents
-from index.store import build_index, build_lock, current_version, list_versions
+from index.store import build_lock, current_version, list_versions
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED, SEED_DOCX, SEED_PDF
 
 TOKEN = "test-admin-token-0123456789abcdef"

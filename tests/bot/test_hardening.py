@@ -207,7 +207,7 @@ def test_deleting_the_database_while_serving_loses_no_question(make, bot_data) -
 @pytest.fixture
 def two_versions(tmp_path, embedding_cache) -> tuple[Path, str, str]:
     """A data dir with two real versions of corpus/ (the second published): (data, older, newer)."""
-    from index.store import build_index
+    from index.build import build_index
     from tests.conftest import CORPUS
 
     data = tmp_path / "versions"
@@ -333,10 +333,9 @@ def test_an_uploaded_title_and_year_are_kept_and_cited(make, tmp_path, embedding
 
 
 def stored_embedder(data: Path) -> str:
-    from index.integrity import read_manifest
-    from index.store import current_version, index_root
+    from index.store import current_version, version_manifest
 
-    return read_manifest(index_root(data) / current_version(data))["embedder"]["name"]
+    return version_manifest(data, current_version(data))["embedder"]["name"]
 
 
 @pytest.mark.parametrize(("fields", "fragment"), [({"year": "二〇二一"}, "年份应是 1900 到 2100"),
