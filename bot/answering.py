@@ -22,6 +22,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.domain import Limit, Question
 from bot.platforms import Courier, DeliveryFailed
+from bot.storage import Admission
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,14 @@ RUNNER, COURIERS = "policybot.runner", "policybot.couriers"
 
 
 def answer_in_time(app: Any, question: Question, limit: Limit, *, dedupe_key: str,
-                   courier: Courier | None, address: str) -> str | None:
+                   courier: Courier | None, address: str, admission: Admission | None = None) -> str | None:
     """Ask the service within the app's answer budget; ``None`` means "reply empty now".
 
     A late answer goes to ``address`` through ``courier``; a memo in the shared store
     records the hand-over, so a platform retry served by another worker stays quiet
     instead of sending the answer a second time.
 
+    :raise Refused: ``admission`` refused the message (see :meth:`bot.service.Service.ask`)
     :raise Exception: whatever the service raised within the budget
     """
     from bot.service import get_service
@@ -111,7 +113,7 @@ def answer_in_time(app: Any, question: Question, limit: Limit, *, dedupe_key: st
 
     def compute() -> str:
         with app.app_context():
-            return get_service(app).ask(question, limit, dedupe_key=dedupe_key).text
+            return get_service(app).ask(question, limit, dedupe_key=dedupe_key, admission=admission).text
 
     if courier is None:
         # With no way to send a late answer, replying "success" would drop it for good. Answering

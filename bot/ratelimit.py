@@ -30,6 +30,15 @@ def allowed(app: Any, client: str, *, address: str | None = None) -> bool:
     return get_service(app).storage.count_request(client, window_s=WINDOW_S) <= limit
 
 
+def rate_for(app: Any, client: str) -> tuple[str, int, int] | None:
+    """The rate count of a webhook user's message as ``(client, window_s, limit)``, to be decided
+    with the message's claim (:class:`bot.storage.Admission`); None when there is no limit."""
+    from bot.config import settings_of
+
+    limit = settings_of(app).rate_per_minute
+    return (client, WINDOW_S, limit) if limit > 0 else None
+
+
 def retry_after() -> int:
     """Seconds until the current window ends."""
     return WINDOW_S - int(time.time()) % WINDOW_S or WINDOW_S

@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,10 @@ from flask import Flask, current_app
 
 from bot.config import Settings, settings_of
 from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
+from bot.errors import Refused
 from bot.metrics import Metrics
-from bot.storage import LogEntry, Storage, database_errors, open_storage
+from bot.searchcache import CachedSearcher
+from bot.storage import Admission, LogEntry, Storage, database_errors, open_storage
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
 
@@ -160,7 +163,7 @@ class SearcherProvider:
         if version is not None and searcher.version != version:
             log.warning("index %s was replaced while loading; serving %s", version, searcher.version)
         log.info("index %s loaded from %s", searcher.version, self.data_dir)
-        return searcher
+        return CachedSearcher(searcher)  # type: ignore[return-value]  # a Searcher in all but search()'s memory
 
 
 def _damaged(searcher: Searcher) -> tuple[tuple[str, str], ...]:
@@ -172,30 +175,39 @@ class Service:
     """Answers, deduplicates, logs and counts; one instance per process, shared by all threads."""
 
     def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
-                 stale_after_s: float = 30.0, poll_s: float = 0.02) -> None:
+                 sessions: SharedSessionMemory | None = None, stale_after_s: float = 30.0,
+                 poll_s: float = 0.02) -> None:
         self.searchers = searchers
         self.dialog = dialog
         self.storage = storage
         self.metrics = metrics
+        self.sessions = sessions  # the dialog's shared memory: its writes join the answer's transaction
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
 
-    def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None) -> Answer:
+    def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None,
+            admission: Admission | None = None) -> Answer:
         """Answer ``question`` within ``limit``, computing and logging it once per ``dedupe_key``.
 
         A retry whose first attempt is still being computed (in any worker) waits for
-        that answer; one whose first attempt failed computes it again.
+        that answer; one whose first attempt failed computes it again. ``admission`` (the
+        message's signed pair and rate count) is decided in the same write as the claim.
 
         :raise RetrievalError: no index is published, or it cannot be loaded.
+        :raise Refused: the admission refused the message (replayed, or over the rate limit).
         """
         if dedupe_key is None:
-            answer, entry = self._compute(question, limit)
-            self.storage.log_question(entry)
+            with self._deferred_sessions() as write_sessions:
+                answer, entry = self._compute(question, limit)
+            self.storage.finish(None, None, entry, also=write_sessions)
             return answer
         key = f"{question.channel}:{dedupe_key}"
         delay = self.poll_s
         while True:
-            claim = self.storage.claim(key, stale_after_s=self.stale_after_s)
+            claim = self.storage.claim(key, stale_after_s=self.stale_after_s, admission=admission)
+            admission = None  # decided once; polling a pending claim only reads it again
+            if claim.state in ("replayed", "limited"):
+                raise Refused(claim.state)
             if claim.state == "claimed":
                 return self._compute_claimed(key, question, limit)
             if claim.state == "done":
@@ -221,12 +233,17 @@ class Service:
 
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
         try:
-            answer, entry = self._compute(question, limit)
+            with self._deferred_sessions() as write_sessions:
+                answer, entry = self._compute(question, limit)
         except BaseException:
             self.storage.release(key)  # let a retry try again instead of waiting for a stale claim
             raise
-        self.storage.finish(key, dump_answer(answer), entry)
+        self.storage.finish(key, dump_answer(answer), entry, also=write_sessions)
         return answer
+
+    def _deferred_sessions(self) -> AbstractContextManager[Callable[[Any], None] | None]:
+        """The dialog's session changes, held back to be written with the answer in one transaction."""
+        return self.sessions.deferred() if self.sessions is not None else nullcontext()
 
     def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry]:
         channel, started = question.channel, time.perf_counter()
@@ -249,7 +266,15 @@ class Service:
 
 def dump_answer(answer: Answer) -> str:
     """An :class:`Answer` as JSON text, for the dedupe table."""
-    return json.dumps(asdict(answer), ensure_ascii=False, default=str)
+    # The encoder walks the dataclasses itself: dataclasses.asdict deep-copies every field first,
+    # which cost more than all the database work of a message.
+    return json.dumps(answer, ensure_ascii=False, default=_fields)
+
+
+def _fields(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return str(value)
 
 
 def load_answer(text: str) -> Answer:
@@ -291,6 +316,7 @@ def init_app(app: Flask) -> Service:
         dialog=build_dialog(settings, searchers, memory=memory),
         storage=storage,
         metrics=Metrics(),
+        sessions=memory,
     )
     app.extensions[EXTENSION] = service
     return service

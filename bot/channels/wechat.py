@@ -24,17 +24,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from flask import Blueprint, Flask, Response, current_app, request
-from wechatpy import parser, replies
+from flask import Blueprint, Flask, Response, current_app, g, request
+from wechatpy import events, messages, replies
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
-from wechatpy.messages import BaseMessage
+from wechatpy.messages import BaseMessage, UnknownMessage
 
 from bot import compose
 from bot.answering import answer_in_time, courier_for
 from bot.channels._checks import check_aes_key, check_base_url, check_needs, check_token, setting
 from bot.channels._xml import (
     CDataField,
+    NonceClaim,
     Rejected,
     ReplayGuard,
     check_fresh,
@@ -47,9 +48,11 @@ from bot.channels._xml import require_fields as require
 from bot.compose import SORRY
 from bot.config import Settings, settings_of
 from bot.domain import WECHAT_LIMIT, Limit, Question
+from bot.errors import Refused
 from bot.platforms import Courier, OfficialAccountClient, OfficialAccountCourier
-from bot.ratelimit import SLOW_DOWN, allowed
+from bot.ratelimit import SLOW_DOWN, rate_for
 from bot.service import get_service
+from bot.storage import Admission
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,9 @@ class OfficialAccount:
     empty: ClassVar[str] = "success"
     id_label: ClassVar[str] = "appid"
     id_errors: ClassVar[tuple[type[Exception], ...]] = (InvalidAppIdException,)
-    parse_message: ClassVar[Callable[[str], BaseMessage]] = staticmethod(parser.parse_message)
+    #: wechatpy's registries of message and event classes (its parser's, without its second parse).
+    message_types: ClassVar[Mapping[str, type[BaseMessage]]] = messages.MESSAGE_TYPES
+    event_types: ClassVar[Mapping[str, type[BaseMessage]]] = events.EVENT_TYPES
     reply_class: ClassVar[type[replies.BaseReply]] = TextReply
     handlers: ClassVar[Mapping[str, Handler]] = HANDLERS
 
@@ -218,7 +223,7 @@ class OfficialAccount:
         self._check_query_signature(args)
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
         check_fresh(timestamp)
-        self.replay.check(timestamp, nonce, body)
+        self.hold_nonce(timestamp, nonce, body)
         outer = load_xml(body)
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
         if encrypted != (self.crypto is not None):
@@ -229,6 +234,11 @@ class OfficialAccount:
             return body.decode("utf-8"), outer, False
         inner = self._decrypt(outer, args)
         return inner, load_xml(inner), True
+
+    def hold_nonce(self, timestamp: str, nonce: str, body: bytes) -> None:
+        """Check the signed pair against this process now; the shared store decides with the message's
+        claim (one write), or after the reply is chosen when no question is asked (:func:`handle_push`)."""
+        g.policybot_nonce = self.replay.pending(timestamp, nonce, body)
 
     def _check_query_signature(self, args: Mapping[str, str]) -> None:
         check_signature(self.token, args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
@@ -253,17 +263,26 @@ class OfficialAccount:
         """Turn checked fields into a wechatpy message (its registry, its fallback)."""
         require(fields, text=("ToUserName", "FromUserName", "MsgType"), numbers=("CreateTime",),
                 optional_text=("Content", "Recognition", "Event", "EventKey"), optional_numbers=("MsgId",))
-        if fields["MsgType"].strip().lower() == "event":
+        kind = fields["MsgType"].strip().lower()
+        if kind == "event":
             require(fields, text=("Event",))
-        return self.parse_message(inner)
+        # The fields are wechatpy's own input (xmltodict's dict of the same XML): parsed once, here.
+        table, name = (self.event_types, fields["Event"].strip().lower()) if kind == "event" else \
+            (self.message_types, kind)
+        return table.get(name, UnknownMessage)(dict(fields))
 
     def answer(self, question: Question, dedupe_key: str) -> str | None:
         """Ask the dialog through the service within the budget; ``None`` if it will come late."""
-        if not allowed(self.app, f"{self.name}:{question.user_id}"):
-            return SLOW_DOWN
+        nonce: NonceClaim | None = g.get("policybot_nonce")
+        admission = Admission(nonce=nonce.key if nonce else None,
+                              rate=rate_for(self.app, f"{self.name}:{question.user_id}"))
         try:
             return answer_in_time(self.app, question, self.limit, dedupe_key=dedupe_key,
-                                  courier=self.courier, address=question.user_id)
+                                  courier=self.courier, address=question.user_id, admission=admission)
+        except Refused as exc:
+            if exc.reason == "limited":
+                return SLOW_DOWN
+            raise Rejected(403, f"replayed timestamp/nonce with another body ({dedupe_key})") from exc
         except Exception:
             # The webhook boundary: whatever broke, the user gets a polite line, never a 500.
             log.exception("%s: answering %s failed", self.name, dedupe_key)
@@ -313,6 +332,7 @@ def handle_push(cls: type[OfficialAccount]) -> Response:
     inner, fields, encrypted = endpoint.open(request.args, body)
     message = endpoint.parse(inner, fields)
     text = dispatch(Turn(endpoint, message, fields), endpoint.handlers)
+    endpoint.replay.settle(g.pop("policybot_nonce"))  # already decided if a question carried it
     return endpoint.render(message, text, encrypted=encrypted)
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response
-from wechatpy.enterprise import parser as work_parser
+from wechatpy.enterprise import events as work_events
+from wechatpy.enterprise import messages as work_messages
 from wechatpy.enterprise.crypto import WeChatCrypto as WorkCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
@@ -55,7 +56,8 @@ class WorkApp(OfficialAccount):
     empty: ClassVar[str] = ""
     id_label: ClassVar[str] = "corp id"
     id_errors: ClassVar[tuple[type[Exception], ...]] = (InvalidCorpIdException,)
-    parse_message: ClassVar[Callable[[str], BaseMessage]] = staticmethod(work_parser.parse_message)
+    message_types: ClassVar[Mapping[str, type[BaseMessage]]] = work_messages.MESSAGE_TYPES
+    event_types: ClassVar[Mapping[str, type[BaseMessage]]] = work_events.EVENT_TYPES
     reply_class = WorkTextReply
 
     def __init__(self, settings: Settings, app: Any) -> None:
@@ -103,7 +105,7 @@ class WorkApp(OfficialAccount):
         inner = self._decrypt(outer, args)
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
         check_fresh(timestamp)
-        self.replay.check(timestamp, nonce, body)
+        self.hold_nonce(timestamp, nonce, body)
         return inner, load_xml(inner), True
 
     def _check_addressee(self, outer: Mapping[str, Any]) -> None:

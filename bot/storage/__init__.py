@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.storage.base import Database, immediate_transaction
-from bot.storage.dedup import Claim, Dedup
+from bot.storage.dedup import Admission, Claim, Dedup
 from bot.storage.jobs import Job, JobConflict, JobStore
 from bot.storage.log import LogEntry, QuestionLog, QuestionStats, Unanswered
 from bot.storage.schema import SchemaTooNew, register_schema
@@ -34,8 +35,8 @@ from bot.storage.tokens import TokenStorage
 if TYPE_CHECKING:
     from bot.config import Settings
 
-__all__ = ["FILENAME", "Claim", "Database", "Job", "JobConflict", "JobStore", "LogEntry", "QuestionStats",
-           "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "database_errors",
+__all__ = ["FILENAME", "Admission", "Claim", "Database", "Job", "JobConflict", "JobStore", "LogEntry",
+           "QuestionStats", "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "database_errors",
            "immediate_transaction", "open_storage", "register_schema"]
 
 FILENAME = "policybot.sqlite3"
@@ -58,12 +59,17 @@ class Storage(QuestionLog, Dedup, SessionTable):
         """The platform access tokens in this database, as wechatpy's session storage."""
         return TokenStorage(self)
 
-    def finish(self, key: str, answer: str, entry: LogEntry) -> None:
-        """Store the answer of a claimed key and log the question, in one transaction."""
-        self.hash(key)  # before the transaction: hashing may itself write the salt
+    def finish(self, key: str | None, answer: str | None, entry: LogEntry, *,
+               also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Store the answer of a claimed ``key`` (None: a message without one), log the question and
+        run ``also`` (the dialog's session changes), in one transaction: the one write of an answer."""
+        self.hash("")  # before the transaction: hashing may itself write the salt
         with self.transaction() as conn:
-            self.store_answer(conn, key, answer)
+            if key is not None and answer is not None:
+                self.store_answer(conn, key, answer)
             self.log_question(entry, conn=conn)
+            if also is not None:
+                also(conn)
 
 
 def open_storage(settings: Settings) -> Storage:

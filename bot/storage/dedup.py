@@ -52,8 +52,20 @@ CREATE TABLE IF NOT EXISTS rates (    -- requests per client in the current rate
 class Claim:
     """The outcome of :meth:`Dedup.claim`: ours to compute, done (with the answer), or pending elsewhere."""
 
-    state: str  # "claimed" | "done" | "pending"
+    state: str  # "claimed" | "done" | "pending" | "replayed" | "limited" (refused by the admission)
     answer: str | None = None
+
+
+@dataclass
+class Admission:
+    """What a webhook message must pass before it is answered, decided in the same transaction that
+    claims it (one write instead of three): the signed pair that carried it, as (channel, timestamp,
+    nonce, body digest), and its rate count, as (client, window_s, limit). ``nonce_ok`` is set once
+    the pair is decided."""
+
+    nonce: tuple[str, str, str, str] | None = None
+    rate: tuple[str, int, int] | None = None
+    nonce_ok: bool | None = None
 
 
 class Dedup(Database):
@@ -61,14 +73,20 @@ class Dedup(Database):
 
     _last_prune = 0.0
 
-    def claim(self, key: str, *, stale_after_s: float) -> Claim:
-        """Take ``key`` for computing, or report its stored answer or that it is being computed.
+    def claim(self, key: str, *, stale_after_s: float, admission: Admission | None = None) -> Claim:
+        """Take ``key`` for computing, or report its stored answer or that it is being computed;
+        with ``admission``, first its signed pair (state ``replayed`` if it signed another body) and
+        its rate count (``limited`` over the limit), in the same transaction.
 
         A pending claim older than ``stale_after_s`` (its worker died) can be taken over.
         """
         hashed, now = self.hash(key), time.time()
+        rate_key = self.hash(f"rate:{admission.rate[0]}") if admission and admission.rate else ""
         with self.transaction() as conn:
             self._prune(conn, now)
+            refused = self._admit(conn, admission, rate_key) if admission else None
+            if refused:
+                return Claim(refused)
             row = conn.execute("SELECT state, answer, claimed_at FROM answers WHERE key = ?",
                                (hashed,)).fetchone()
             if row is None:
@@ -85,6 +103,17 @@ class Dedup(Database):
                              (now, self.owner, hashed))
                 return Claim("claimed")
             return Claim("pending")
+
+    def _admit(self, conn: sqlite3.Connection, admission: Admission, rate_key: str) -> str | None:
+        if admission.nonce is not None:
+            admission.nonce_ok = self._claim_nonce(conn, *admission.nonce)
+            if not admission.nonce_ok:
+                return "replayed"
+        if admission.rate is not None:
+            _, window_s, limit = admission.rate
+            if self._count(conn, rate_key, window_s) > limit:
+                return "limited"
+        return None
 
     def store_answer(self, conn: sqlite3.Connection, key: str, answer: str) -> None:
         """Mark the claimed ``key`` done with ``answer``, inside the caller's transaction ``conn``."""
@@ -103,25 +132,32 @@ class Dedup(Database):
         table's unique key decides, so two workers racing with two bodies never both pass.
         """
         with self.transaction() as conn:
-            inserted = conn.execute(
-                "INSERT INTO nonces (channel, timestamp, nonce, digest, seen_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING", (channel, timestamp, nonce, digest, time.time())).rowcount
-            if inserted:
-                return True
-            row = conn.execute("SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?",
-                               (channel, timestamp, nonce)).fetchone()
+            return self._claim_nonce(conn, channel, timestamp, nonce, digest)
+
+    def _claim_nonce(self, conn: sqlite3.Connection, channel: str, timestamp: str, nonce: str,
+                     digest: str) -> bool:
+        inserted = conn.execute(
+            "INSERT INTO nonces (channel, timestamp, nonce, digest, seen_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING", (channel, timestamp, nonce, digest, time.time())).rowcount
+        if inserted:
+            return True
+        row = conn.execute("SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?",
+                           (channel, timestamp, nonce)).fetchone()
         return row is not None and row[0] == digest
 
     def count_request(self, client: str, *, window_s: int) -> int:
         """Count one request of ``client`` (an address or a user) and return how many it made in
         the current ``window_s`` window, across all workers."""
-        window = int(time.time()) // window_s * window_s
         hashed = self.hash(f"rate:{client}")
         with self.transaction() as conn:
-            return conn.execute(
-                "INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
-                " count = CASE WHEN rates.window = excluded.window THEN rates.count + 1 ELSE 1 END,"
-                " window = excluded.window RETURNING count", (hashed, window)).fetchone()[0]
+            return self._count(conn, hashed, window_s)
+
+    def _count(self, conn: sqlite3.Connection, hashed: str, window_s: int) -> int:
+        window = int(time.time()) // window_s * window_s
+        return conn.execute(
+            "INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
+            " count = CASE WHEN rates.window = excluded.window THEN rates.count + 1 ELSE 1 END,"
+            " window = excluded.window RETURNING count", (hashed, window)).fetchone()[0]
 
     def remember(self, key: str, reply: str) -> None:
         """Keep ``reply`` under ``key`` for a few days (e.g. an answer to deliver later)."""
