@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from bot.sessions import SharedSessionMemory
-from bot.storage import FILENAME, JobConflict, LogEntry, SchemaTooNew, Storage, schema
+from bot.storage import FILENAME, Admission, JobConflict, LogEntry, SchemaTooNew, Storage, schema
 from bot.storage.dialect import DialectError, translate, translate_schema
 from bot.storage.pg import PgStorage, SchemaNotUpgraded, upgrade
 from bot.storage.schema import REGISTRY, register_schema, registered
@@ -64,6 +64,9 @@ def _script(store: Storage, now: float) -> list:
     out += [store.claim("m1", stale_after_s=30), store.claim_nonce("wechat", "1", "n", "d"),
             store.claim_nonce("wechat", "1", "n", "d"), store.claim_nonce("wechat", "1", "n", "other")]
     out += [store.count_request("c", window_s=3600) for _ in range(3)]
+    for nonce, digest in (("n2", "d"), ("n2", "other"), ("n3", "d")):  # one write: nonce, rate and claim
+        admission = Admission(nonce=("wechat", "2", nonce, digest), rate=("c2", 3600, 1))
+        out += [store.claim(f"m-{nonce}", stale_after_s=30, admission=admission), admission.nonce_ok]
     store.remember("late", "一"), store.remember("late", "二")
     out += [store.recall("late"), store.recall("none")]
     grow = lambda data: (data or "") + "+"  # noqa: E731
