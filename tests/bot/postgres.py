@@ -39,8 +39,9 @@ class PrivateCluster:
     """``initdb`` + ``pg_ctl start`` in a temporary folder, as the ``postgres`` user when run as root
     (the server refuses to run as root); trust authentication over a socket only this folder holds."""
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, *, durable: bool = False) -> None:
         self.binaries = binaries
+        self.durable = durable  # fsync as in production (measurements), or not (tests)
         # Not under pytest's tmp_path: its parent is private to root and the server runs as postgres.
         self.root = Path(tempfile.mkdtemp(prefix="policybot-pg-"))
         self.data = self.root / "data"
@@ -63,8 +64,9 @@ class PrivateCluster:
     def start(self) -> None:
         self._run(str(self.binaries / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
-        # Durability is not what these tests check; fsync off keeps CREATE DATABASE per test cheap.
-        options = f"-k {self.root} -p {PORT} -c listen_addresses='' -c fsync=off -c max_connections=200"
+        # Durability is not what the tests check; fsync off keeps CREATE DATABASE per test cheap.
+        options = f"-k {self.root} -p {PORT} -c listen_addresses='' -c max_connections=200"
+        options += "" if self.durable else " -c fsync=off"
         self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")
 
