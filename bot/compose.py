@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
 from bot.phrases import PHRASES, ZH, Phrases
-from index.domain import Document, Hit, WorkItem
+from index.domain import Document, Hit, ItemAddress, WorkItem
 from index.search import SearchResult
 
 #: What a channel says when the service itself failed (no index, an internal error): no 500 for users.
@@ -140,12 +140,13 @@ def _shrink(limit: Limit, reserve: str) -> Limit:
 
 def cite_hit(hit: Hit) -> Citation:
     """The citation of a search hit."""
-    return Citation(hit.doc_title, hit.section, hit.item_number, hit.item_title, hit.item_locator, hit.item_label)
+    return Citation.at(hit.address, hit.doc_title, hit.item_title)
 
 
 def cite_item(doc: Document, item: WorkItem) -> Citation:
     """The citation of an item of ``doc``, under the section heading the document writes."""
-    return Citation(doc.title, doc.section_of(item).heading, item.number, item.title, item.locator, item.label)
+    address = ItemAddress(doc.doc_id, doc.section_of(item).heading, item.number, item.locator, item.label)
+    return Citation.at(address, doc.title, item.title)
 
 
 def item_ref(locator: str, number: int) -> str:

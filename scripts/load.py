@@ -288,8 +288,10 @@ def bare_app():
 
 def embedder_cpu(texts: list[str]) -> float:
     """CPU seconds (all threads) the embedder spends per question, as the server's workers load it."""
+    from bot.serve import serving_threads
     from index.embed import DEFAULT_EMBEDDER, load_embedder
 
+    serving_threads()  # the threads the server's workers embed with
     model = load_embedder(DEFAULT_EMBEDDER)  # the servers get no POLICYBOT_EMBEDDER: the default
     model.embed_queries([texts[0]])
     started = time.process_time()
