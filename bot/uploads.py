@@ -135,7 +135,7 @@ def parse_upload(path: Path, name: str) -> Parsed:
     :raise CorpusError: it cannot be read, or has nothing to cite.
     """
     from index.sandbox import parse_isolated
-    from index.store import require_items
+    from index.build import require_items
 
     parsed = parse_isolated(path, doc_id=upload_id(name), name=name)
     require_items(parsed.document, name)
