@@ -24,7 +24,8 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import load  # noqa: E402  (scripts/load.py: the load client and the server runner)
+import load  # noqa: E402  (scripts/load.py: the load client)
+import load_servers  # noqa: E402  (scripts/load_servers.py: the servers and their CPU time)
 
 
 def _database_cpu(url: str):
@@ -33,15 +34,15 @@ def _database_cpu(url: str):
 
     with connect(url) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    parents = {pid: ppid for pid, ppid, _, _ in load._stats()}
+    parents = {pid: ppid for pid, ppid, _, _ in load_servers._stats()}
     postmaster = parents.get(backend)
     if postmaster is None:
         return lambda: 0.0
-    return load.Server("", SimpleNamespace(pid=postmaster)).cpu_s  # the postmaster and its children
+    return load_servers.Server("", SimpleNamespace(pid=postmaster)).cpu_s  # the postmaster and its children
 
 
 def _hosts_env(url: str):
-    plain = load.server_env
+    plain = load_servers.server_env
 
     def env(data: Path, *, aes: bool) -> dict[str, str]:
         return {**plain(data, aes=aes), "POLICYBOT_DATABASE_URL": url} if "host-" in data.name else plain(data, aes=aes)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.storage.pg import upgrade
 
     upgrade(args.database_url)
-    data, signer = load.prepare_data(args), load.Signer(load.TOKEN, aes=False)
+    data, signer = load_servers.prepare_data(args), load.Signer(load.TOKEN, aes=False)
     texts = load.load_questions(args.questions)
     hosts = []
     for name in ("host-a", "host-b"):
@@ -91,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         host.mkdir()
         (host / "index").symlink_to(data / "index", target_is_directory=True)
         hosts.append(host)
-    load.server_env = _hosts_env(args.database_url)
+    load_servers.server_env = _hosts_env(args.database_url)
     database_cpu = _database_cpu(args.database_url)
     per_round = args.requests // args.rounds
     runs: dict[str, list] = {"sqlite": [], "postgresql": []}
     cpu = {"sqlite": 0.0, "postgresql": 0.0}
     with ExitStack() as stack:
-        single = stack.enter_context(load.serving("policybot", data, args.port, 2, aes=False))
-        pair = [stack.enter_context(load.serving("policybot", host, args.port + 1 + i, 1, aes=False))
+        single = stack.enter_context(load_servers.serving("policybot", data, args.port, 2, aes=False))
+        pair = [stack.enter_context(load_servers.serving("policybot", host, args.port + 1 + i, 1, aes=False))
                 for i, host in enumerate(hosts)]
         offset = len(texts) * 4  # warm: every question asked once on every server
         load.run_load(single.url, signer, texts, clients=args.clients, requests=offset, users=args.users)
