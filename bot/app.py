@@ -8,7 +8,6 @@ There is no module-level app: gunicorn workers and tests each call the factory.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | Settings | None = None, *,
     from bot import service
     from bot.channels import mount_channels
     from bot.config import EXTENSION, flask_config, load_settings
+    from bot.storage import database_errors
 
     app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
                 instance_relative_config=True)
@@ -60,7 +60,8 @@ def create_app(test_config: Mapping[str, Any] | Settings | None = None, *,
     app.register_blueprint(ops)
     app.register_error_handler(HTTPException, handle_error)
     app.register_error_handler(RetrievalError, handle_error)
-    app.register_error_handler(sqlite3.Error, handle_database_error)
+    for error in database_errors():  # sqlite3's, and psycopg's when the state is in PostgreSQL
+        app.register_error_handler(error, handle_database_error)
     return app
 
 
@@ -122,7 +123,7 @@ def handle_error(exc: Exception) -> Response | HTTPException | tuple[Response, i
     return error_response(status, "internal error" if status == 500 else exc.description or exc.name)
 
 
-def handle_database_error(exc: sqlite3.Error) -> tuple[Response, int]:
+def handle_database_error(exc: Exception) -> tuple[Response, int]:
     """The shared database failed (disk full, locked too long, not writable): one log line and a
     503 that says to try again, never a 500 page."""
     log.error("%s %s: database error: %s", request.method, request.path, exc)

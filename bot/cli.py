@@ -295,6 +295,9 @@ def _register_optional_commands() -> None:
     from bot import cli_quality
 
     cli_quality.register(cli, dialog_factory=_dialog, searcher_factory=_searcher, translated=_translated)
+    from bot import cli_db
+
+    cli_db.register(cli)
 
 
 _register_optional_commands()

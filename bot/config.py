@@ -60,6 +60,12 @@ def _url(value: str) -> str:
     return value
 
 
+def _database_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its environment name, default (None: unset), help line and parser."""
@@ -95,6 +101,10 @@ class Settings:
     capitals; its default, help line and parser are the field's metadata (:data:`SETTINGS`)."""
 
     data: Path = _setting("./var", "Data directory: index/ and policybot.sqlite3 (question log).", _path)
+    database_url: str | None = _setting(
+        None, "PostgreSQL URL (postgresql://user:password@host/db) of the state several bot hosts share: "
+              "question log, dedupe, sessions, jobs, tokens (unset: SQLite in the data directory).",
+        _database_url, secret=True)
     embedder: str = _setting(DEFAULT_EMBEDDER, "Embedder the index was built with (must match the index).")
     answer_budget_s: float = _setting(
         4.0, "Seconds a webhook waits for an answer before replying empty and delivering it later.", _seconds)

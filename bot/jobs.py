@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from bot.storage import Job, JobConflict, JobStore
+from bot.storage import Job, JobConflict, JobStore, database_errors
 from index.errors import BuildLocked, RetrievalError
 
 __all__ = ["Job", "JobConflict", "JobStore", "run_reindex", "start_reindex", "storage_problem"]
@@ -112,7 +112,7 @@ _STORAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.E
 def _fail(store: JobStore, job_id: str, message: str) -> None:
     try:
         store.update(job_id, state="failed", error=message, finished=time.time())
-    except sqlite3.Error:
+    except database_errors():
         # The row stays "running" and is failed as stale later; nothing more can be done here.
         log.exception("re-index job %s: could not record its failure (%s)", job_id, message)
 
@@ -121,5 +121,5 @@ def _beat(store: JobStore, job_id: str, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         try:
             store.beat(job_id)
-        except sqlite3.Error:
+        except database_errors():
             log.warning("re-index job %s: heartbeat not written", job_id, exc_info=True)

@@ -51,7 +51,11 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
     app = build_app()
     require_index(settings_of(app).data)
     if get_path:
-        sys.exit(run_get(app, get_path))
+        from bot.service import get_service
+
+        status = run_get(app, get_path)
+        get_service(app).close()  # the database's connections too (a PostgreSQL server counts them)
+        sys.exit(status)
     require_free_port(host, port)
     _configure_logging()
     serving_threads()
@@ -60,7 +64,7 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
 
 @click.group("log")
 def log_group() -> None:
-    """Read the question log (<POLICYBOT_DATA>/policybot.sqlite3)."""
+    """Read the question log (<POLICYBOT_DATA>/policybot.sqlite3, or POLICYBOT_DATABASE_URL)."""
 
 
 @log_group.command("unanswered")
@@ -69,13 +73,14 @@ def log_group() -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="Questions to list.")
 def unanswered(since: str, limit: int) -> None:
     """List the questions the documents did not answer, most frequent first."""
-    from bot.storage import FILENAME, Storage
+    from bot.storage import FILENAME, open_storage
 
     start = parse_since(since)
-    path = load_settings().data / FILENAME
-    if not path.is_file():
+    settings = load_settings()
+    path = settings.data / FILENAME
+    if not settings.database_url and not path.is_file():
         raise click.ClickException(f"no question log at {path}; it is written while `policybot serve` runs")
-    storage = Storage(path)
+    storage = open_storage(settings)
     try:
         rows = storage.unanswered(since=start, limit=limit)
     finally:
@@ -95,11 +100,15 @@ def build_app(test_config: Mapping[str, Any] | None = None):
     """``create_app`` with configuration errors turned into a CLI error."""
     from bot.app import create_app
     from bot.errors import ConfigError
+    from bot.storage.pg import SchemaNotUpgraded
+    from bot.storage.schema import SchemaTooNew
 
     try:
         return create_app(test_config)
     except ConfigError as exc:
         raise click.ClickException(f"{exc} (see `policybot serve --help-settings`)") from exc
+    except (SchemaTooNew, SchemaNotUpgraded) as exc:  # a host never serves a schema it does not know
+        raise click.ClickException(str(exc)) from None
 
 
 def load_settings() -> Settings:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
 from bot.errors import Refused
 from bot.metrics import Metrics
 from bot.searchcache import CachedSearcher
-from bot.storage import FILENAME, Admission, LogEntry, Storage
+from bot.storage import Admission, LogEntry, Storage, database_errors, open_storage
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
 
@@ -304,10 +303,10 @@ def init_app(app: Flask) -> Service:
 
     settings = settings_of(app)
     searchers = SearcherProvider(settings.data, embedder=settings.embedder)
-    storage = Storage(settings.data / FILENAME, salt=settings.log_salt, log_days=settings.log_days)
+    storage = open_storage(settings)
     try:
         storage.prune_log()  # at start, then daily as questions are logged
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
     memory = SharedSessionMemory(storage, ttl_s=DialogSettings().followup_ttl_s)

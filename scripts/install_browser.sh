@@ -21,20 +21,5 @@ if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || { echo "run as root, or: sudo apt-get install ${missing[*]}" >&2; exit 1; }
-    SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-
-# No package lists at all means `apt-get update` never ran (typical in fresh containers).
-if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
-    $SUDO apt-get update
-fi
-if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
-    # The lists may be stale (a version gone from the mirror): refresh once and retry.
-    $SUDO apt-get update
-    $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+bash "$(dirname "$0")/apt_install.sh" "${missing[@]}"
 /usr/bin/chromedriver --version

@@ -18,9 +18,11 @@ tables mixed in, and the jobs and tokens as views over the same database.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.storage.base import Database, immediate_transaction
 from bot.storage.dedup import Admission, Claim, Dedup
@@ -30,8 +32,12 @@ from bot.storage.schema import SchemaTooNew, register_schema
 from bot.storage.sessions import SessionTable
 from bot.storage.tokens import TokenStorage
 
-__all__ = ["FILENAME", "Admission", "Claim", "Database", "Job", "JobConflict", "JobStore", "LogEntry", "QuestionStats",
-           "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "immediate_transaction", "register_schema"]
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["FILENAME", "Admission", "Claim", "Database", "Job", "JobConflict", "JobStore", "LogEntry",
+           "QuestionStats", "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "database_errors",
+           "immediate_transaction", "open_storage", "register_schema"]
 
 FILENAME = "policybot.sqlite3"
 
@@ -64,3 +70,20 @@ class Storage(QuestionLog, Dedup, SessionTable):
             self.log_question(entry, conn=conn)
             if also is not None:
                 also(conn)
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The bot's database as ``settings`` say: PostgreSQL at ``POLICYBOT_DATABASE_URL`` when set (several
+    hosts share it), else the SQLite file in ``POLICYBOT_DATA``."""
+    if settings.database_url:
+        from bot.storage.pg import PgStorage
+
+        return PgStorage(settings.database_url, salt=settings.log_salt, log_days=settings.log_days)
+    return Storage(settings.data / FILENAME, salt=settings.log_salt, log_days=settings.log_days)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a failing database raises: sqlite3's errors, and psycopg's once PostgreSQL is in use
+    (never imported on a host that does not use it)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)

@@ -156,8 +156,8 @@ class Dedup(Database):
         window = int(time.time()) // window_s * window_s
         return conn.execute(
             "INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
-            " count = CASE WHEN window = excluded.window THEN count + 1 ELSE 1 END, window = excluded.window"
-            " RETURNING count", (hashed, window)).fetchone()[0]
+            " count = CASE WHEN rates.window = excluded.window THEN rates.count + 1 ELSE 1 END,"
+            " window = excluded.window RETURNING count", (hashed, window)).fetchone()[0]
 
     def remember(self, key: str, reply: str) -> None:
         """Keep ``reply`` under ``key`` for a few days (e.g. an answer to deliver later)."""

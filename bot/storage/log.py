@@ -126,8 +126,9 @@ class QuestionLog(Database):
             " WHERE asked_at >= ? AND channel != ? GROUP BY day", (since, ADMIN_CHANNEL))}
         # Commands (help, a table of contents, 第N条) answer no search; the rate is over searches only.
         answered, searched = conn.execute(
-            "SELECT COALESCE(SUM(kind = 'answer' AND abstained = 0), 0),"
-            " COALESCE(SUM(kind IN ('answer', 'abstain')), 0) FROM questions WHERE asked_at >= ? AND channel != ?",
+            "SELECT COUNT(*) FILTER (WHERE kind = 'answer' AND abstained = 0),"
+            " COUNT(*) FILTER (WHERE kind IN ('answer', 'abstain')) FROM questions"
+            " WHERE asked_at >= ? AND channel != ?",
             (since, ADMIN_CHANNEL)).fetchone()
         cited = conn.execute(
             "SELECT top_doc, top_item, COUNT(*) AS n FROM questions WHERE asked_at >= ? AND abstained = 0"

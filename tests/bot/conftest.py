@@ -21,6 +21,7 @@ from bot.app import create_app
 from bot.platforms import OfficialAccountClient
 from bot.service import get_service
 from tests.bot.fake_api import FakeAPI
+from tests.bot.postgres import Databases, postgres_server
 
 MakeApp = Callable[..., Flask]
 
@@ -94,3 +95,35 @@ def oa_client(fake: FakeAPI) -> Iterator[OfficialAccountClient]:
     client = OfficialAccountClient("wx-test-appid", "oa-secret", api_base=fake.base_wechat, timeout=5)
     yield client
     client.close()
+
+
+# -- PostgreSQL (tests/bot/postgres.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """A real PostgreSQL for the session (POLICYBOT_TEST_DATABASE_URL, else a private cluster);
+    skipped only when neither is there (make test installs the server)."""
+    try:
+        with postgres_server() as admin_url:
+            databases = Databases(admin_url)
+            yield databases
+            databases.close()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def pg_url(pg_databases: Databases) -> Iterator[str]:
+    """The URL of a fresh database for one test, the bot's schema applied (``policybot db upgrade``)."""
+    url = pg_databases.create("schema")
+    yield url
+    pg_databases.drop(url)
+
+
+@pytest.fixture
+def pg_empty_url(pg_databases: Databases) -> Iterator[str]:
+    """The URL of a fresh, empty database for one test (no schema yet)."""
+    url = pg_databases.create("empty")
+    yield url
+    pg_databases.drop(url)

@@ -1,0 +1,207 @@
+"""The bot's database on PostgreSQL (``POLICYBOT_DATABASE_URL``), for several bot hosts sharing one
+state: the same table modules as on SQLite, their SQL said in PostgreSQL's words by
+:mod:`bot.storage.dialect`, over psycopg 3.
+
+- One autocommit connection per thread (as with SQLite): a read is one statement; a write
+  transaction is ``conn.transaction()``. It first takes one transaction-scoped advisory lock, so
+  write transactions run one at a time across every host, exactly as SQLite's ``BEGIN IMMEDIATE``
+  runs them across workers: the table modules' read-then-write steps (claim a message, update a
+  session, queue the one active job) stay correct without each being rewritten for PostgreSQL.
+- A broken connection (the server restarted) is replaced on the next use.
+- The schema is not changed by a serving host: ``policybot db upgrade`` applies the registry's
+  migrations (:func:`upgrade`, under its own advisory lock, in one transaction); a host checks
+  the versions when it first connects and refuses a newer schema, or one not yet upgraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import BotError
+from bot.storage import Storage
+from bot.storage.dialect import translate, translate_schema
+from bot.storage.schema import VERSIONS_TABLE, _refuse_newer, registered, statements
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+#: Advisory lock keys (any 64-bit numbers no other application on the server uses).
+WRITE_LOCK = 0x706F6C6963790001
+MIGRATE_LOCK = 0x706F6C6963790002
+CONNECT_TIMEOUT_S = 10
+_PRIMARY_KEY = ("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+                " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary")
+
+
+class SchemaNotUpgraded(BotError):
+    """The database's schema is older than this policybot's: ``policybot db upgrade`` first."""
+
+
+@cache
+def _numeric_loader() -> type:
+    # psycopg is imported here, not at the top: the schema registry imports every module of
+    # bot.storage, and a host on SQLite should not pay a quarter of a second for it.
+    from psycopg.adapt import Loader
+
+    class NumericLoader(Loader):
+        """``SUM`` over a ``BIGINT`` column is a ``numeric`` in PostgreSQL: give ints (and floats) as
+        SQLite does, never a ``Decimal`` that JSON cannot carry."""
+
+        def load(self, data: Any) -> int | float:
+            value = Decimal(bytes(data).decode("ascii"))
+            return int(value) if value == value.to_integral_value() else float(value)
+
+    return NumericLoader
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection to ``url`` in the host's time zone (days of the log are local days)."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="policybot")
+    conn.adapters.register_loader("numeric", _numeric_loader())
+    minutes = time.localtime().tm_gmtoff // 60
+    sign = "-" if minutes < 0 else "+"
+    conn.execute(f"SET TIME ZONE INTERVAL '{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}' HOUR TO MINUTE")
+    return conn
+
+
+def describe(url: str) -> str:
+    """``url`` for messages: database, host and port, never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    host = params.get("host") or "localhost"
+    return f"postgresql database {params.get('dbname', '?')} on {host}:{params.get('port') or 5432}"
+
+
+class PgConnection:
+    """A psycopg connection that takes the table modules' SQL (SQLite's) and says it in PostgreSQL's."""
+
+    def __init__(self, raw: psycopg.Connection, storage: PgStorage) -> None:
+        self.raw = raw
+        self._storage = storage
+
+    def execute(self, statement: str, params: Any = None) -> psycopg.Cursor:
+        return self.raw.execute(self._storage.sql(statement, params is not None, self.raw), params)
+
+    def executemany(self, statement: str, rows: Any) -> psycopg.Cursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(self._storage.sql(statement, True, self.raw), rows)
+        return cursor
+
+
+class PgStorage(Storage):
+    """:class:`~bot.storage.Storage` on the PostgreSQL database at ``url``: every table module's
+    queries, shared by every worker of every host."""
+
+    def __init__(self, url: str, *, salt: str | None = None, log_days: int | None = None) -> None:
+        super().__init__(Path(), salt=salt, log_days=log_days)
+        self.url = url
+        self.path = describe(url)  # type: ignore[assignment]  # where, in messages (no password)
+        self._translated: dict[tuple[str, bool], str] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._checked = False
+
+    def connection(self) -> PgConnection:  # type: ignore[override]
+        """This thread's connection, opened (and the schema version checked) on first use, and again
+        when the server dropped it."""
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid() and not (conn.raw.closed or conn.raw.broken):
+            return conn
+        raw = connect(self.url)
+        if not self._checked:
+            try:
+                check(raw, where=self.path)
+            except BaseException:
+                raw.close()
+                raise
+            self._checked = True
+        conn = PgConnection(raw, self)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._connections.append(raw)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConnection]:  # type: ignore[override]
+        """A write transaction, one at a time across every host (see the module's docstring)."""
+        conn = self.connection()
+        with conn.raw.transaction():
+            conn.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            yield conn
+
+    def sql(self, statement: str, params: bool, conn: psycopg.Connection) -> str:
+        """``statement`` in PostgreSQL's words, translated once per process."""
+        key = (statement, params)
+        text = self._translated.get(key)
+        if text is None:
+            text = translate(statement, params=params, primary_key=lambda table: self._primary_key(conn, table))
+            self._translated[key] = text
+        return text
+
+    def _primary_key(self, conn: psycopg.Connection, table: str) -> tuple[str, ...]:
+        if table not in self._keys:
+            rows = conn.execute(_PRIMARY_KEY, (table,)).fetchall()
+            if not rows:
+                raise LookupError(f"table {table} has no primary key to replace rows by")
+            self._keys[table] = tuple(row[0] for row in rows)
+        return self._keys[table]
+
+
+def schema_versions(conn: psycopg.Connection) -> dict[str, int]:
+    """The version of each table module's schema in the database ({} before the first upgrade)."""
+    if conn.execute("SELECT to_regclass('schema_versions')").fetchone()[0] is None:
+        return {}
+    return dict(conn.execute("SELECT name, version FROM schema_versions").fetchall())
+
+
+def check(conn: psycopg.Connection, *, where: str) -> None:
+    """Refuse a schema newer than this code, or older (not yet upgraded).
+
+    :raise SchemaTooNew: a newer policybot upgraded the database.
+    :raise SchemaNotUpgraded: ``policybot db upgrade`` has not been run since this code was installed.
+    """
+    versions = schema_versions(conn)
+    _refuse_newer(versions)
+    behind = [f"{s.name} {versions.get(s.name, 0)}→{s.version}" for s in registered()
+              if versions.get(s.name, 0) < s.version]
+    if behind:
+        raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({', '.join(behind)}); "
+                                "run `policybot db upgrade` once, then start the bot")
+
+
+def upgrade(url: str) -> list[tuple[str, int, int]]:
+    """Apply every registered migration the database lacks, in one transaction (PostgreSQL's DDL is
+    transactional: all or nothing); ``(name, from, to)`` of each schema changed.
+
+    :raise SchemaTooNew: a newer policybot upgraded the database.
+    """
+    applied = []
+    with connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))  # two upgrades at once: one waits
+        conn.execute(translate_schema(VERSIONS_TABLE))
+        versions = schema_versions(conn)
+        _refuse_newer(versions)
+        for schema in registered():
+            old = versions.get(schema.name, 0)
+            for number in range(old, schema.version):
+                for statement in statements(schema.migrations[number]):
+                    conn.execute(translate_schema(statement))
+            if old < schema.version:
+                conn.execute("INSERT INTO schema_versions (name, version) VALUES (%s, %s)"
+                             " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                             (schema.name, schema.version))
+                log.info("the bot's database: schema %s at version %d", schema.name, schema.version)
+                applied.append((schema.name, old, schema.version))
+    return applied
