@@ -38,6 +38,7 @@ from pathlib import Path
 
 import requests
 import xmltodict
+from soak_probes import rss_mib, wait_healthy, worker_pids  # scripts/ is sys.path[0]
 from wechatpy.enterprise.crypto import WeChatCrypto as WorkCrypto
 from wechatpy.utils import WeChatSigner
 
@@ -265,35 +266,6 @@ def start_server(data: Path, workers: int) -> tuple[subprocess.Popen, str, list[
         process.kill()
         raise SystemExit("the server did not start:\n" + "".join(log[-40:]))
     return process, url[0], log
-
-
-def worker_pids(arbiter: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def wait_healthy(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the server never became healthy")
 
 
 def main(argv: list[str] | None = None) -> int:
