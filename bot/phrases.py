@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 class Phrases:
     """The fixed frame of every reply, in one language."""
 
-    see_full: str
+    cite_line: str
+    pointer: str
     next_part: str
     more: str
     abstain: str
@@ -34,7 +35,8 @@ class Phrases:
 
 
 ZH = Phrases(
-    see_full="回复 {ref} 查看全文",
+    cite_line="——{cite}（回复 {ref} 看全文）",
+    pointer="另见{cite}（回复 {ref}）",
     next_part="（内容较长，回复 {ref}-{part} 查看下一部分）",
     more="（内容较长，回复 {ref} 查看全文）",
     abstain="抱歉，现有文件中没有找到与此直接相关的内容。",
@@ -68,7 +70,8 @@ ZH = Phrases(
 
 EN = replace(
     ZH,
-    see_full="Reply {ref} for the full text",
+    cite_line="— {cite} (reply {ref} for the full text)",
+    pointer="See also {cite} (reply {ref})",
     next_part="(Continued: reply {ref}-{part} for the next part)",
     more="(Reply {ref} for the full text)",
     abstain="Sorry, the published documents do not cover this directly.",
