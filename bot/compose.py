@@ -13,14 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
 from bot.phrases import PHRASES, ZH, Phrases
 from index.domain import Document, Hit, WorkItem
 from index.search import SearchResult
 
+if TYPE_CHECKING:
+    from bot.faq import FaqMatch
+
 #: What a channel says when the service itself failed (no index, an internal error): no 500 for users.
 SORRY = "抱歉，暂时无法回答，请稍后再试。"
+#: The document id and title of hits that come from the admins' FAQ (no library stem has an "@").
+FAQ_DOC = "@faq"
+FAQ_TITLE = "常见问题"
 
 
 
@@ -42,6 +50,7 @@ class Draft:
     min_confidence: float = 0.0
     contact_text: str = ""
     intro: str = ""  # opening text: welcome greeting, answer lead-in, or instead of the abstain line
+    faq: FaqMatch | None = None
 
     @property
     def phrases(self) -> Phrases:
@@ -304,6 +313,20 @@ def _quote(hit: Hit) -> str:
     return "“" + "……".join(parts) + "”"
 
 
+@template("faq")
+def _faq(draft: Draft) -> Answer:
+    """An admin's answer to a question close to the user's, cited as 《常见问题》 with its date."""
+    entry, similarity = draft.faq.entry, draft.faq.similarity
+    day = date.fromtimestamp(entry.created_at).isoformat()
+    cite = draft.phrases.faq_cite.format(date=day)
+    body, truncated = fit([entry.answer], _shrink(draft.limit, f"\n{cite}"))
+    hit = Hit(doc_id=FAQ_DOC, doc_title=FAQ_TITLE, year=None, section=day, item_number=entry.id,
+              item_title=entry.question, item_locator=str(entry.id), sentences=(entry.answer,),
+              score=similarity, confidence=similarity, text=entry.answer)
+    return Answer(f"{body}\n{cite}", "faq", (Citation(FAQ_TITLE, day, entry.id, entry.question),), (hit,),
+                  similarity, False, truncated)
+
+
 @template("abstain")
 def _abstain(draft: Draft) -> Answer:
     ph = draft.phrases
@@ -365,6 +388,15 @@ def _smalltalk(draft: Draft) -> Answer:
     return _fixed("smalltalk", getattr(draft.phrases, draft.intro or "greeting"), draft)
 
 
+@template("feedback")
+def _feedback(draft: Draft) -> Answer:
+    """The reply to 有用 / 没用 (``intro`` names which phrase); an unhelpful answer gets the contact line."""
+    lines = [getattr(draft.phrases, draft.intro)]
+    if draft.intro == "rated_bad" and draft.contact_text:
+        lines.append(draft.contact_text)
+    return _fixed("feedback", "\n".join(lines), draft)
+
+
 @template("not_found")
 def _not_found(draft: Draft) -> Answer:
     return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref), draft)
@@ -388,13 +420,17 @@ def _fixed(kind: str, text: str, draft: Draft) -> Answer:
 
 def answer_json(answer: Answer) -> dict:
     """The ``policybot ask --json`` / ``POST /api/ask`` shape of ``answer`` (see docs/CONTRACTS.md)."""
-    return {
+    data = {
         "answer": answer.text,
         "kind": answer.kind,
         "abstained": answer.abstained,
         "confidence": round(float(answer.confidence), 4),
-        "hits": [{"document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,
+        "hits": [{"kind": "faq" if hit.doc_id == FAQ_DOC else "item",
+                  "document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,
                   "item_title": hit.item_title, "section": hit.section, "ref": hit.ref,
                   "score": round(float(hit.score), 4), "sentences": list(hit.sentences), "text": hit.text}
                  for hit in answer.hits],
     }
+    if answer.extra.get("answer_id"):  # what POST /api/feedback names (answers the service kept)
+        data["answer_id"] = answer.extra["answer_id"]
+    return data

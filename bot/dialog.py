@@ -16,14 +16,19 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from bot import compose
 from bot.domain import UNLIMITED, Answer, Limit, Question
+from bot.faq import FaqMatcher
 from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
 from index.domain import Document, Hit, WorkItem
 from index.numerals import cn_int
 from index.search import Searcher, SearchResult
+
+if TYPE_CHECKING:
+    from bot.storage.curation import Curation
 
 DEFAULT_WELCOME = "您好！我是政策文件问答助手，可以帮您查找教育政策文件的原文规定。"
 MAX_QUESTION_CHARS = 1000  # the web API refuses longer; chat channels are cut to it
@@ -71,9 +76,12 @@ class Dialog:
     """Answers messages from any channel; one instance serves all users and threads."""
 
     def __init__(self, searcher_provider: Callable[[], Searcher], *, settings: DialogSettings | None = None,
-                 memory: SessionMemory | None = None) -> None:
+                 memory: SessionMemory | None = None, curation: Curation | None = None) -> None:
         self.settings = settings or DialogSettings()
         self._searcher = searcher_provider
+        # the admins' FAQ and the users' ratings; None (the CLI without a database, tests): neither
+        self.curation = curation
+        self.faq = FaqMatcher(curation) if curation is not None else None
         if memory is None:  # not `memory or …`: an empty memory is falsy (it has a length)
             memory = SessionMemory(ttl_s=self.settings.followup_ttl_s, max_users=self.settings.max_users)
         self.memory = memory
@@ -103,6 +111,10 @@ class Dialog:
         plan = _plan(question.text, session)
         if plan is None:
             return compose.render("empty", compose.Draft(limit=limit, lang=lang))
+        if plan.mode == "new" and self.faq and (match := self.faq.match(question.text, self._searcher())):
+            answer = compose.render("faq", self._draft(limit, lang, faq=match))
+            self.memory.update(key, topic=question.text.strip(), focus="", shown=(), answered=None)
+            return replace(answer, extra={**answer.extra, "query": plan.query, "followup": False})
         if plan.mode == "details" and (found := self._answered_item(session)):
             doc, item = found
             answer = compose.render("item", compose.Draft(limit=limit, document=doc, item=item))
@@ -152,7 +164,7 @@ class Dialog:
         whole words only, two characters or more: a part (教育 of 学前教育, 城) would match
         unrelated words (城乡)."""
         tokenizer = self._searcher().tokenizer
-        return (*_whole_words(tokenizer.tokens(focus)), *_whole_words(tokenizer.expansion_tokens(focus)))
+        return (*whole_words(tokenizer.tokens(focus)), *whole_words(tokenizer.expansion_tokens(focus)))
 
     def _answered_item(self, session: Session | None) -> tuple[Document, WorkItem] | None:
         """The item the user's last answer quoted, if it is still served."""
@@ -183,6 +195,14 @@ class Dialog:
                              min_confidence=s.min_confidence, contact_text=s.contact_text, **fields)
 
     # -- documents and items ------------------------------------------------------------------
+
+    def open_ref(self, ref: str, part: int = 1, limit: Limit = UNLIMITED) -> Answer | None:
+        """Part ``part`` of the item reference ``ref`` names (``HY12``); None when it names none."""
+        found = self._searcher().find_ref(ref)
+        if found is None:
+            return None
+        doc, item = found
+        return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
     def document(self, question: Question, selector: str = "") -> Document | None:
         """The document ``selector`` names (1-based number or part of its title), else the current one."""
@@ -257,6 +277,21 @@ def _smalltalk(dialog: Dialog, question: Question, match: re.Match, limit: Limit
     return compose.render("smalltalk", compose.Draft(limit=limit, lang=language(question.text), intro=phrase))
 
 
+@command(r"(?:(?P<good>有用|很有用|有帮助|挺有用|👍)|(?P<bad>没用|没有用|没帮助|没有帮助|不对|答非所问|👎))[\s!！~～。.,，]*")
+def _rate(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
+    """有用 / 没用 right after an answer rates it, in any channel (the same record as POST /api/feedback)."""
+    lang = language(question.text)
+    answer_id = dialog.curation.last_answer(question.channel, question.user_id,
+                                            within_s=dialog.settings.followup_ttl_s) if dialog.curation else None
+    if answer_id is None:
+        return compose.render("feedback", compose.Draft(limit=limit, lang=lang, intro="rated_nothing"))
+    helpful = match.group("good") is not None
+    dialog.curation.rate(answer_id, helpful)
+    phrase = "rated_good" if helpful else "rated_bad"
+    answer = compose.render("feedback", dialog._draft(limit, lang, intro=phrase))
+    return replace(answer, extra={**answer.extra, "rated": answer_id, "helpful": helpful})
+
+
 @command(r"(?:目录|toc|contents)(?:\s*(?P<doc>\S.*))?")
 def _toc(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     doc = dialog.document(question, (match.group("doc") or "").strip())
@@ -285,12 +320,9 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
 @command(r"(?P<ref>[A-Za-z]{1,3}\s*\d{1,4})(?:\s*[-—~～]\s*(?P<part>\d{1,3}))?")
 def _reference(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     """A reference the bot showed (``YW11``): that item of that document, for anyone, in any channel."""
-    found = dialog._searcher().find_ref(match.group("ref"))
-    if found is None:  # "k12", "hi 2": not a reference after all, so it is a question
-        return dialog._ask(question, limit)
-    doc, item = found
-    return compose.render("item", compose.Draft(limit=limit, document=doc, item=item,
-                                                part=int(match.group("part") or 1)))
+    answer = dialog.open_ref(match.group("ref"), int(match.group("part") or 1), limit)
+    # "k12", "hi 2": not a reference after all, so it is a question
+    return answer if answer is not None else dialog._ask(question, limit)
 
 
 # -- text helpers ---------------------------------------------------------------------------------
@@ -356,7 +388,7 @@ def asks_for_details(text: str) -> bool:
     return not _asks_for_more(text) and any(word in compact for word in _DETAILS)
 
 
-def _whole_words(terms: list[str]) -> list[str]:
+def whole_words(terms: list[str]) -> list[str]:
     """``terms`` without those inside a longer one (jieba's search mode adds the parts of a word)."""
     words = [t for t in dict.fromkeys(terms) if len(t) >= 2 and content(t)]
     return [t for t in words if not any(t != other and t in other for other in words)]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from flask import Flask, current_app
 from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
 from bot.metrics import Metrics
 from bot.storage import FILENAME, LogEntry, Storage
+from bot.storage.curation import Curation, Served
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
 
@@ -170,10 +172,11 @@ class Service:
     """Answers, deduplicates, logs and counts; one instance per process, shared by all threads."""
 
     def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
-                 stale_after_s: float = 30.0, poll_s: float = 0.02) -> None:
+                 stale_after_s: float = 30.0, poll_s: float = 0.02, curation: Curation | None = None) -> None:
         self.searchers = searchers
         self.dialog = dialog
         self.storage = storage
+        self.curation = curation or Curation(storage)
         self.metrics = metrics
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
@@ -236,6 +239,8 @@ class Service:
         seconds = time.perf_counter() - started
         self.metrics.record_answer(channel, answer.kind, seconds, abstained=answer.abstained)
         top = answer.hits[0] if answer.hits else None
+        if answer.kind in RATED_KINDS:
+            answer = self._keep_for_feedback(question, answer)
         entry = LogEntry(
             channel=question.channel, user_hash=self.storage.hash(question.user_id),
             question=question.text.strip(), kind=answer.kind, abstained=answer.abstained,
@@ -243,6 +248,22 @@ class Service:
             confidence=answer.confidence, latency_ms=round(seconds * 1000, 2),
         )
         return answer, entry
+
+
+    def _keep_for_feedback(self, question: Question, answer: Answer) -> Answer:
+        """``answer`` with the id that rates it (``answer_id``), its question and top item kept."""
+        answer_id = secrets.token_urlsafe(12)
+        top = answer.hits[0] if answer.hits and not answer.abstained else None
+        self.curation.record_answer(Served(
+            answer_id=answer_id, channel=question.channel, user_hash=self.storage.hash(question.user_id),
+            question=question.text.strip(), kind=answer.kind, top_doc=top.doc_id if top else None,
+            top_item=top.item_locator if top else None, top_title=top.item_title if top else None,
+            ref=top.ref if top else None))
+        return replace(answer, extra={**answer.extra, "answer_id": answer_id})
+
+
+#: The replies a user may rate (有用 / 没用, 👍 / 👎): answers, declines and FAQ answers.
+RATED_KINDS = ("answer", "abstain", "faq")
 
 
 def dump_answer(answer: Answer) -> str:
@@ -262,8 +283,6 @@ def load_answer(text: str) -> Answer:
 
 def init_app(app: Flask) -> Service:
     """Build the process's services from ``app.config`` and keep them in ``app.extensions``."""
-    from dataclasses import replace
-
     from bot.dialog import Dialog, DialogSettings
     from bot.sessions import SharedSessionMemory
 
@@ -279,11 +298,13 @@ def init_app(app: Flask) -> Service:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
     memory = SharedSessionMemory(storage, ttl_s=settings.followup_ttl_s)
+    curation = Curation(storage)
     service = Service(
         searchers=searchers,
-        dialog=Dialog(searchers, settings=settings, memory=memory),
+        dialog=Dialog(searchers, settings=settings, memory=memory, curation=curation),
         storage=storage,
         metrics=Metrics(),
+        curation=curation,
     )
     app.extensions[EXTENSION] = service
     return service

@@ -347,7 +347,9 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 def _initialise(conn: sqlite3.Connection) -> None:
-    initialise_database(conn, SCHEMA, version=SCHEMA_VERSION, name="question log")
+    from bot.storage import curation  # its tables share the file (and this module creates them)
+
+    initialise_database(conn, SCHEMA + curation.SCHEMA, version=SCHEMA_VERSION, name="question log")
 
 
 @contextmanager

@@ -228,7 +228,7 @@ def test_answer_json_shape():
     assert set(data) == {"answer", "kind", "abstained", "confidence", "hits"}
     assert data["abstained"] is False and data["confidence"] == 0.9
     assert data["hits"][0] == {
-        "document": TITLE, "doc_id": "hengyang-2020", "item": 12, "item_title": "办好普惠优质学前教育",
+        "kind": "item", "document": TITLE, "doc_id": "hengyang-2020", "item": 12, "item_title": "办好普惠优质学前教育",
         "section": "五、深化教学改革，促进基础教育高质量发展", "ref": "HY12", "score": 0.9,
         "sentences": list(ITEMS[12][2][:2]), "text": "".join(ITEMS[12][2]),
     }
