@@ -60,11 +60,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
 
 def _mount_admin(app: Flask) -> None:
     """The admin API and page, only when POLICYBOT_ADMIN_TOKEN is set."""
-    from bot import admin
+    from bot import admin, admin_curation
 
     if admin.configured(app.config):
         admin.validate(app.config)
         app.register_blueprint(admin.bp)
+        app.register_blueprint(admin_curation.bp)  # FAQ, feedback, confirmed answers: same token
 
 
 @ops.get("/healthz")

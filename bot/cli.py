@@ -218,10 +218,13 @@ def ask(question: str, as_json: bool) -> None:
 
 
 def _dialog():
+    from bot.cli_curation import curation
     from bot.dialog import Dialog, DialogSettings
 
     searcher = _searcher()
-    return Dialog(lambda: searcher, settings=DialogSettings(contact_text=settings().get("CONTACT_TEXT") or ""))
+    # the server's FAQ answers here too (ask --json shows them as "kind": "faq")
+    return Dialog(lambda: searcher, settings=DialogSettings(contact_text=settings().get("CONTACT_TEXT") or ""),
+                  curation=curation(data_dir()))
 
 
 def _searcher(ranker=None):
@@ -291,6 +294,9 @@ def _register_optional_commands() -> None:
     from bot import cli_quality
 
     cli_quality.register(cli, dialog_factory=_dialog, searcher_factory=_searcher, translated=_translated)
+    from bot import cli_curation
+
+    cli_curation.register(cli, data_dir=data_dir)
 
 
 _register_optional_commands()
