@@ -56,10 +56,10 @@
   function rateNode(turn) {
     var box = el("div", "rate");
     box.appendChild(document.createTextNode("有帮助吗？ "));
-    [[true, "👍"], [false, "👎"]].forEach(function (pair) {
-      var button = el("button", "", pair[1]);
+    [[true, "👍", "有用"], [false, "👎", "没用"]].forEach(function (pair) {
+      var button = el("button", "", pair[1] + " " + pair[2]); // words too: not every phone has emoji
       button.type = "button";
-      button.setAttribute("aria-label", pair[0] ? "有用" : "没用");
+      button.setAttribute("aria-label", pair[2]);
       button.setAttribute("aria-pressed", String(turn.helpful === pair[0]));
       button.addEventListener("click", function () { rate(turn, pair[0], box); });
       box.appendChild(button);
