@@ -28,8 +28,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
 
+from bot.config import Settings, settings_of
 from bot.errors import ConfigError
-from bot.jobs import FILENAME as JOBS_FILENAME
 from bot.jobs import JobConflict, JobStore, start_reindex, storage_problem
 from bot.uploads import MAX_NAME_BYTES, MAX_NAME_CHARS, overrides, safe_filename, staging, sweep_uploads  # noqa: F401
 from index.errors import BuildLocked, CorpusError, IndexNotFound
@@ -53,16 +53,16 @@ _STATUS: dict[type[Exception], int] = {
 }
 
 
-def configured(config: Mapping[str, Any]) -> bool:
+def configured(settings: Settings) -> bool:
     """Whether the operator switched the admin API on (``POLICYBOT_ADMIN_TOKEN`` is set)."""
-    return bool(config.get("ADMIN_TOKEN"))
+    return bool(settings.admin_token)
 
 
-def validate(config: Mapping[str, Any]) -> None:
+def validate(settings: Settings) -> None:
     """:raise ConfigError: the admin token is too short to resist guessing (unset is fine: admin off)."""
-    if not configured(config):
+    if not configured(settings):
         return
-    token = str(config.get("ADMIN_TOKEN"))
+    token = str(settings.admin_token)
     if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
         raise ConfigError(f"POLICYBOT_ADMIN_TOKEN must be at least {MIN_TOKEN_CHARS} characters without spaces; "
                           "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
@@ -74,11 +74,13 @@ def _on_register(state: BlueprintSetupState) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Open the jobs table of the app's data dir and sweep uploads left by killed workers (called
+    """Find the jobs table in the bot's database and sweep uploads left by killed workers (called
     when the blueprint is registered)."""
-    app.extensions[JOBS] = JobStore(Path(app.config["DATA"]) / JOBS_FILENAME)
+    from bot.service import get_service
+
+    app.extensions[JOBS] = get_service(app).storage.jobs
     try:
-        sweep_uploads(Path(app.config["DATA"]))
+        sweep_uploads(settings_of(app).data)
     except OSError as exc:
         log.warning("could not sweep old uploads: %s", exc)
 
@@ -88,7 +90,7 @@ def require_admin_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapped(**kwargs: Any) -> Any:
-        expected = str(current_app.config.get("ADMIN_TOKEN") or "").encode()
+        expected = (settings_of().admin_token or "").encode()
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # compare_digest: the time taken must not tell how much of a guess was right.
         if not (expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)):
@@ -255,8 +257,7 @@ def reindex() -> tuple[Response, int, dict[str, str]]:
     except BuildLocked:
         raise BuildLocked("another index build is running (a CLI `policybot index build`?); "
                           "try again when it has finished") from None
-    job = start_reindex(jobs(), data, embedder=current_app.config["EMBEDDER"],
-                        keep=current_app.config["KEEP_VERSIONS"])
+    job = start_reindex(jobs(), data, embedder=settings_of().embedder, keep=settings_of().keep_versions)
     return jsonify(job=job.id, state=job.state), 202, {"Location": url_for(".job", job_id=job.id)}
 
 
@@ -342,18 +343,8 @@ def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days
     today = today or date.today()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time()).timestamp()
-    conn = storage.connection()
-    per_day = {day: (asked, unanswered) for day, asked, unanswered in conn.execute(
-        "SELECT date(asked_at, 'unixepoch', 'localtime') AS day, COUNT(*), SUM(abstained) FROM questions"
-        " WHERE asked_at >= ? GROUP BY day", (since,))}
-    # Commands (help, a table of contents, 第N条) answer no search; the rate is over searches only.
-    answered, searched = conn.execute(
-        "SELECT COALESCE(SUM(kind = 'answer' AND abstained = 0), 0), COALESCE(SUM(kind IN ('answer', 'abstain')), 0)"
-        " FROM questions WHERE asked_at >= ?", (since,)).fetchone()
-    cited = conn.execute(
-        "SELECT top_doc, top_item, COUNT(*) AS n FROM questions WHERE asked_at >= ? AND abstained = 0"
-        " AND top_doc IS NOT NULL GROUP BY top_doc, top_item ORDER BY n DESC, top_doc, top_item LIMIT 10",
-        (since,)).fetchall()
+    counts = storage.stats(since=since)
+    per_day, answered, searched, cited = counts.per_day, counts.answered, counts.searches, counts.cited
     daily = [(first + timedelta(days=n)).isoformat() for n in range(days)]
     return {
         "since": first.isoformat(),
@@ -383,6 +374,6 @@ def jobs() -> JobStore:
 
 
 def _data_dir() -> Path:
-    return Path(current_app.config["DATA"])
+    return settings_of().data
 
 

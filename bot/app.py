@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot.config import Settings
 from bot.safejson import JSONProvider
 from index.errors import RetrievalError
 
@@ -26,27 +27,32 @@ JSON_PATHS = ("/api/", "/healthz", "/admin/")
 ops = Blueprint("ops", __name__)
 
 
-def create_app(test_config: Mapping[str, Any] | None = None, *,
+def create_app(test_config: Mapping[str, Any] | Settings | None = None, *,
                instance_path: str | Path | None = None) -> Flask:
     """Build the app: settings, services, channels and error handling.
 
-    :param test_config: settings that override every other source (keys with or without ``POLICYBOT_``).
+    :param test_config: settings that override every other source (keys with or without ``POLICYBOT_``;
+        Flask's own keys such as ``TESTING`` go to ``app.config``), or a ready :class:`Settings`.
     :param instance_path: where ``config.py`` and ``.env`` are looked for (default: Flask's ``instance/``).
     :raise ConfigError: a setting is malformed, or a channel is partly configured; the message names
         the variable.
     """
     from bot import service
     from bot.channels import mount_channels
-    from bot.config import load_config
+    from bot.config import EXTENSION, flask_config, load_settings
 
     app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
                 instance_relative_config=True)
-    load_config(app.config, test_config, instance_path=Path(app.instance_path))
+    instance = Path(app.instance_path)
+    overrides = None if isinstance(test_config, Settings) else test_config
+    app.config.update(flask_config(overrides, instance_path=instance))
+    settings = test_config if isinstance(test_config, Settings) else load_settings(overrides, instance_path=instance)
+    app.extensions[EXTENSION] = settings
     app.json = JSONProvider(app)  # a body nested 20,000 deep is a 400, not a RecursionError
-    if app.config.get("PROXIES"):
+    if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXIES"])  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies)  # type: ignore[method-assign]
     app.json.ensure_ascii = False  # answers are Chinese: send them readable (and a third the size)
     service.init_app(app)
     app.extensions["policybot.channels"] = mount_channels(app)
@@ -61,9 +67,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
 def _mount_admin(app: Flask) -> None:
     """The admin API and page, only when POLICYBOT_ADMIN_TOKEN is set."""
     from bot import admin, admin_curation
+    from bot.config import settings_of
 
-    if admin.configured(app.config):
-        admin.validate(app.config)
+    if admin.configured(settings_of(app)):
+        admin.validate(settings_of(app))
         app.register_blueprint(admin.bp)
         app.register_blueprint(admin_curation.bp)  # FAQ, feedback, confirmed answers: same token
 

@@ -12,13 +12,17 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from index.errors import RetrievalError
 
+if TYPE_CHECKING:
+    from bot.config import Settings
 
-def settings():
+
+def settings() -> Settings:
     """The same settings the server reads: defaults, instance/config.py, instance/.env, POLICYBOT_*.
 
     Read once per command (kept on the root click context), not once per use.
@@ -35,15 +39,15 @@ def settings():
 
 
 def data_dir() -> Path:
-    return Path(settings()["DATA"])
+    return settings().data
 
 
 def embedder_spec() -> str:
-    return settings()["EMBEDDER"]
+    return settings().embedder
 
 
 def keep_versions() -> int:
-    return settings()["KEEP_VERSIONS"]
+    return settings().keep_versions
 
 
 @click.group()
@@ -218,13 +222,10 @@ def ask(question: str, as_json: bool) -> None:
 
 
 def _dialog():
-    from bot.cli_curation import curation
-    from bot.dialog import Dialog, DialogSettings
+    from bot.service import build_dialog
 
     searcher = _searcher()
-    # the server's FAQ answers here too (ask --json shows them as "kind": "faq")
-    return Dialog(lambda: searcher, settings=DialogSettings(contact_text=settings().get("CONTACT_TEXT") or ""),
-                  curation=curation(data_dir()))
+    return build_dialog(settings(), lambda: searcher)
 
 
 def _searcher(ranker=None):

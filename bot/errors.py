@@ -12,3 +12,13 @@ class BotError(Exception):
 
 class ConfigError(BotError):
     """A setting is missing or invalid; the message names the variable and how to fix it."""
+
+
+class Refused(BotError):
+    """A message was refused before it was answered (see :class:`bot.storage.Admission`): ``reason``
+    is ``replayed`` (its signed timestamp and nonce carried another body before) or ``limited``
+    (its sender is over the rate limit)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"message refused: {reason}")
+        self.reason = reason

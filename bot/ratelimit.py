@@ -21,12 +21,22 @@ SLOW_DOWN = "您提问太频繁了，请一分钟后再问。"
 def allowed(app: Any, client: str, *, address: str | None = None) -> bool:
     """Count this request of ``client`` ("web:<address>", "wechat:<openid>") and say whether it
     is within the app's limit (a loopback ``address`` always is)."""
+    from bot.config import settings_of
     from bot.service import get_service
 
-    limit = int(app.config.get("RATE_PER_MINUTE") or 0)
+    limit = settings_of(app).rate_per_minute
     if limit <= 0 or (address is not None and _loopback(address)):
         return True
     return get_service(app).storage.count_request(client, window_s=WINDOW_S) <= limit
+
+
+def rate_for(app: Any, client: str) -> tuple[str, int, int] | None:
+    """The rate count of a webhook user's message as ``(client, window_s, limit)``, to be decided
+    with the message's claim (:class:`bot.storage.Admission`); None when there is no limit."""
+    from bot.config import settings_of
+
+    limit = settings_of(app).rate_per_minute
+    return (client, WINDOW_S, limit) if limit > 0 else None
 
 
 def retry_after() -> int:

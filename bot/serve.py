@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 #: gunicorn's access log without the query string: WeChat puts the sender's openid there.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
@@ -42,8 +45,10 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
 
         click.echo(describe())
         return
+    from bot.config import settings_of
+
     app = build_app()
-    require_index(Path(app.config["DATA"]))
+    require_index(settings_of(app).data)
     if get_path:
         sys.exit(run_get(app, get_path))
     require_free_port(host, port)
@@ -65,7 +70,7 @@ def unanswered(since: str, limit: int) -> None:
     from bot.storage import FILENAME, Storage
 
     start = parse_since(since)
-    path = Path(load_settings()["DATA"]) / FILENAME
+    path = load_settings().data / FILENAME
     if not path.is_file():
         raise click.ClickException(f"no question log at {path}; it is written while `policybot serve` runs")
     storage = Storage(path)
@@ -95,20 +100,15 @@ def build_app(test_config: Mapping[str, Any] | None = None):
         raise click.ClickException(f"{exc} (see `policybot serve --help-settings`)") from exc
 
 
-def load_settings() -> Mapping[str, Any]:
+def load_settings() -> Settings:
     """The settings as ``create_app`` would read them, without building the app or its channels."""
-    from flask import Flask
-
-    from bot.config import load_config
+    from bot import config
     from bot.errors import ConfigError
 
-    # The same import name as create_app's app, hence the same instance folder.
-    scratch = Flask("bot.app", instance_relative_config=True)
     try:
-        load_config(scratch.config, instance_path=Path(scratch.instance_path))
+        return config.load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    return scratch.config
 
 
 def require_index(data_dir: Path) -> None:
@@ -203,7 +203,7 @@ def run_gunicorn(factory: Callable[[], Any], *, host: str, port: int, workers: i
 
 def _worker_exit(server: Any, worker: Any) -> None:
     """Let late answers in flight reach their users, then close the worker's connections."""
-    from bot.delivery import shutdown
+    from bot.answering import shutdown
     from bot.service import get_service
 
     app = getattr(worker, "wsgi", None)

@@ -16,21 +16,27 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
+from bot.config import Settings, settings_of
 from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
+from bot.errors import Refused
 from bot.metrics import Metrics
-from bot.storage import FILENAME, LogEntry, Storage
+from bot.searchcache import CachedSearcher
+from bot.storage import FILENAME, Admission, LogEntry, Storage
 from bot.storage.curation import Curation, Served
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
 
 if TYPE_CHECKING:
     from bot.dialog import Dialog
+    from bot.sessions import SessionMemory, SharedSessionMemory
     from index.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -160,7 +166,7 @@ class SearcherProvider:
         if version is not None and searcher.version != version:
             log.warning("index %s was replaced while loading; serving %s", version, searcher.version)
         log.info("index %s loaded from %s", searcher.version, self.data_dir)
-        return searcher
+        return CachedSearcher(searcher)  # type: ignore[return-value]  # a Searcher in all but search()'s memory
 
 
 def _damaged(searcher: Searcher) -> tuple[tuple[str, str], ...]:
@@ -172,31 +178,40 @@ class Service:
     """Answers, deduplicates, logs and counts; one instance per process, shared by all threads."""
 
     def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
-                 stale_after_s: float = 30.0, poll_s: float = 0.02, curation: Curation | None = None) -> None:
+                 sessions: SharedSessionMemory | None = None, stale_after_s: float = 30.0,
+                 poll_s: float = 0.02, curation: Curation | None = None) -> None:
         self.searchers = searchers
         self.dialog = dialog
         self.storage = storage
-        self.curation = curation or Curation(storage)
+        self.curation = curation or Curation(storage)  # FAQ, ratings, confirmed answers
         self.metrics = metrics
+        self.sessions = sessions  # the dialog's shared memory: its writes join the answer's transaction
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
 
-    def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None) -> Answer:
+    def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None,
+            admission: Admission | None = None) -> Answer:
         """Answer ``question`` within ``limit``, computing and logging it once per ``dedupe_key``.
 
         A retry whose first attempt is still being computed (in any worker) waits for
-        that answer; one whose first attempt failed computes it again.
+        that answer; one whose first attempt failed computes it again. ``admission`` (the
+        message's signed pair and rate count) is decided in the same write as the claim.
 
         :raise RetrievalError: no index is published, or it cannot be loaded.
+        :raise Refused: the admission refused the message (replayed, or over the rate limit).
         """
         if dedupe_key is None:
-            answer, entry = self._compute(question, limit)
-            self.storage.log_question(entry)
+            with self._deferred_sessions() as write_sessions:
+                answer, entry, served = self._compute(question, limit)
+            self.storage.finish(None, None, entry, also=self._also(write_sessions, served))
             return answer
         key = f"{question.channel}:{dedupe_key}"
         delay = self.poll_s
         while True:
-            claim = self.storage.claim(key, stale_after_s=self.stale_after_s)
+            claim = self.storage.claim(key, stale_after_s=self.stale_after_s, admission=admission)
+            admission = None  # decided once; polling a pending claim only reads it again
+            if claim.state in ("replayed", "limited"):
+                raise Refused(claim.state)
             if claim.state == "claimed":
                 return self._compute_claimed(key, question, limit)
             if claim.state == "done":
@@ -222,14 +237,33 @@ class Service:
 
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
         try:
-            answer, entry = self._compute(question, limit)
+            with self._deferred_sessions() as write_sessions:
+                answer, entry, served = self._compute(question, limit)
         except BaseException:
             self.storage.release(key)  # let a retry try again instead of waiting for a stale claim
             raise
-        self.storage.finish(key, dump_answer(answer), entry)
+        self.storage.finish(key, dump_answer(answer), entry, also=self._also(write_sessions, served))
         return answer
 
-    def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry]:
+    def _deferred_sessions(self) -> AbstractContextManager[Callable[[Any], None] | None]:
+        """The dialog's session changes, held back to be written with the answer in one transaction."""
+        return self.sessions.deferred() if self.sessions is not None else nullcontext()
+
+    def _also(self, write_sessions: Callable[[sqlite3.Connection], None] | None,
+              served: Served | None) -> Callable[[sqlite3.Connection], None] | None:
+        """What joins the answer's one transaction: the dialog's session changes and the served
+        answer that feedback will name."""
+        if served is None:
+            return write_sessions
+
+        def write(conn: sqlite3.Connection) -> None:
+            if write_sessions is not None:
+                write_sessions(conn)
+            self.curation.record_answer(served, conn)
+
+        return write
+
+    def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry, Served | None]:
         channel, started = question.channel, time.perf_counter()
         try:
             answer = self.dialog.respond(question, limit)
@@ -239,36 +273,42 @@ class Service:
         seconds = time.perf_counter() - started
         self.metrics.record_answer(channel, answer.kind, seconds, abstained=answer.abstained)
         top = answer.hits[0] if answer.hits else None
-        if answer.kind in RATED_KINDS:
-            answer = self._keep_for_feedback(question, answer)
         entry = LogEntry(
             channel=question.channel, user_hash=self.storage.hash(question.user_id),
             question=question.text.strip(), kind=answer.kind, abstained=answer.abstained,
             top_doc=top.doc_id if top else None, top_item=top.item_locator if top else None,
             confidence=answer.confidence, latency_ms=round(seconds * 1000, 2),
         )
-        return answer, entry
-
-
-    def _keep_for_feedback(self, question: Question, answer: Answer) -> Answer:
-        """``answer`` with the id that rates it (``answer_id``), its question and top item kept."""
-        answer_id = secrets.token_urlsafe(12)
-        top = answer.hits[0] if answer.hits and not answer.abstained else None
-        self.curation.record_answer(Served(
-            answer_id=answer_id, channel=question.channel, user_hash=self.storage.hash(question.user_id),
-            question=question.text.strip(), kind=answer.kind, top_doc=top.doc_id if top else None,
-            top_item=top.item_locator if top else None, top_title=top.item_title if top else None,
-            ref=top.ref if top else None))
-        return replace(answer, extra={**answer.extra, "answer_id": answer_id})
+        if answer.kind not in RATED_KINDS:
+            return answer, entry, None
+        served = _served(question, answer, entry.user_hash)
+        return replace(answer, extra={**answer.extra, "answer_id": served.answer_id}), entry, served
 
 
 #: The replies a user may rate (有用 / 没用, 👍 / 👎): answers, declines and FAQ answers.
 RATED_KINDS = ("answer", "abstain", "faq")
 
 
+def _served(question: Question, answer: Answer, user_hash: str) -> Served:
+    """What feedback on ``answer`` will name: a fresh random id, the question and the top item."""
+    top = answer.hits[0] if answer.hits and not answer.abstained else None
+    return Served(answer_id=secrets.token_urlsafe(12), channel=question.channel, user_hash=user_hash,
+                  question=question.text.strip(), kind=answer.kind, top_doc=top.doc_id if top else None,
+                  top_item=top.item_locator if top else None, top_title=top.item_title if top else None,
+                  ref=top.ref if top else None)
+
+
 def dump_answer(answer: Answer) -> str:
     """An :class:`Answer` as JSON text, for the dedupe table."""
-    return json.dumps(asdict(answer), ensure_ascii=False, default=str)
+    # The encoder walks the dataclasses itself: dataclasses.asdict deep-copies every field first,
+    # which cost more than all the database work of a message.
+    return json.dumps(answer, ensure_ascii=False, default=_fields)
+
+
+def _fields(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return str(value)
 
 
 def load_answer(text: str) -> Answer:
@@ -281,29 +321,41 @@ def load_answer(text: str) -> Answer:
     })
 
 
-def init_app(app: Flask) -> Service:
-    """Build the process's services from ``app.config`` and keep them in ``app.extensions``."""
+def build_dialog(settings: Settings, searchers: Callable[[], Searcher], *,
+                 memory: SessionMemory | SharedSessionMemory | None = None,
+                 curation: Curation | None = None) -> Dialog:
+    """The dialog as the settings describe it: the one place it is assembled, for the server,
+    ``policybot ask`` and the scripts alike. ``curation`` (default: the data dir's database) holds
+    the FAQ it answers from and the ratings of 有用 / 没用."""
     from bot.dialog import Dialog, DialogSettings
+
+    dialog_settings = DialogSettings(contact_text=settings.contact_text or "")
+    if curation is None:
+        curation = Curation(Storage(settings.data / FILENAME, salt=settings.log_salt))
+    return Dialog(searchers, settings=dialog_settings, memory=memory, curation=curation)
+
+
+def init_app(app: Flask) -> Service:
+    """Build the process's services from the app's settings and keep them in ``app.extensions``."""
+    from bot.dialog import DialogSettings
     from bot.sessions import SharedSessionMemory
 
-    data_dir = Path(app.config["DATA"])
-    searchers = SearcherProvider(data_dir, embedder=app.config["EMBEDDER"])
-    settings = DialogSettings()
-    if app.config.get("CONTACT_TEXT"):
-        settings = replace(settings, contact_text=app.config["CONTACT_TEXT"])
-    storage = Storage(data_dir / FILENAME, salt=app.config.get("LOG_SALT"), log_days=app.config.get("LOG_DAYS"))
+    settings = settings_of(app)
+    searchers = SearcherProvider(settings.data, embedder=settings.embedder)
+    storage = Storage(settings.data / FILENAME, salt=settings.log_salt, log_days=settings.log_days)
     try:
         storage.prune_log()  # at start, then daily as questions are logged
     except sqlite3.Error as exc:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
-    memory = SharedSessionMemory(storage, ttl_s=settings.followup_ttl_s)
+    memory = SharedSessionMemory(storage, ttl_s=DialogSettings().followup_ttl_s)
     curation = Curation(storage)
     service = Service(
         searchers=searchers,
-        dialog=Dialog(searchers, settings=settings, memory=memory, curation=curation),
+        dialog=build_dialog(settings, searchers, memory=memory, curation=curation),
         storage=storage,
         metrics=Metrics(),
+        sessions=memory,
         curation=curation,
     )
     app.extensions[EXTENSION] = service

@@ -14,8 +14,10 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
 
 SessionKey = tuple[str, str]
 
@@ -103,44 +105,67 @@ class SharedSessionMemory:
             raise ValueError(f"ttl_s must be positive (got {ttl_s})")
         self.storage = storage
         self.ttl_s = ttl_s
-        self._clock = clock  # wall time: the workers share no monotonic clock (the table is in storage.SCHEMA)
+        self._clock = clock  # wall time: the workers share no monotonic clock (the table: bot.storage.sessions)
+        self._local = threading.local()
 
     def get(self, key: SessionKey) -> Session | None:
-        """The user's session if it is younger than the TTL, else None."""
-        row = self.storage.connection().execute(
-            "SELECT data FROM sessions WHERE user = ? AND at >= ?", (self._user(key), self._clock() - self.ttl_s)
-        ).fetchone()
-        return _load(row[0]) if row else None
+        """The user's session if it is younger than the TTL, else None (with this thread's deferred
+        changes applied)."""
+        user, now = self._user(key), self._clock()
+        data = self.storage.load_session(user, since=now - self.ttl_s)
+        pending = getattr(self._local, "pending", None)
+        if pending and user in pending:
+            return _load(pending[user](data))
+        return _load(data) if data else None
 
     def update(self, key: SessionKey, **changes) -> Session:
-        """Change fields of the user's live session (or a fresh one) and restart its TTL."""
-        now = self._clock()
-        user = self._user(key)
-        with self.storage.transaction() as conn:
-            row = conn.execute("SELECT data FROM sessions WHERE user = ? AND at >= ?",
-                               (user, now - self.ttl_s)).fetchone()
-            session = replace(_load(row[0]) if row else Session(), **changes, at=now)
-            conn.execute("INSERT OR REPLACE INTO sessions (user, data, at) VALUES (?, ?, ?)",
-                         (user, _dump(session), now))
-            conn.execute("DELETE FROM sessions WHERE at < ?", (now - self.ttl_s,))
-        return session
+        """Change fields of the user's live session (or a fresh one) and restart its TTL; inside
+        :meth:`deferred`, the change is written later, with the answer."""
+        now, user = self._clock(), self._user(key)
+        pending = getattr(self._local, "pending", None)
+        previous = pending.get(user) if pending is not None else None
+
+        def change(data: str | None) -> str:
+            data = previous(data) if previous else data
+            return _dump(replace(_load(data) if data else Session(), **changes, at=now))
+
+        if pending is not None:
+            pending[user] = change
+            return _load(change(self.storage.load_session(user, since=now - self.ttl_s)))
+        return _load(self.storage.update_session(user, change, now=now, since=now - self.ttl_s))
+
+    @contextmanager
+    def deferred(self) -> Iterator[Callable[[Any], None]]:
+        """Collect this thread's session changes instead of writing each at once; yields the function
+        that writes them all inside a caller's transaction (``write(conn)``). Changes never written
+        (the answer failed) are dropped."""
+        self._local.pending = pending = {}
+
+        def write(conn: Any) -> None:
+            now = self._clock()
+            for user, change in pending.items():
+                self.storage.write_session(conn, user, change, now=now, since=now - self.ttl_s)
+
+        try:
+            yield write
+        finally:
+            self._local.pending = None
 
     def forget(self, key: SessionKey) -> None:
-        with self.storage.transaction() as conn:
-            conn.execute("DELETE FROM sessions WHERE user = ?", (self._user(key),))
+        self.storage.forget_session(self._user(key))
 
     def __len__(self) -> int:
-        now = self._clock()
-        row = self.storage.connection().execute("SELECT COUNT(*) FROM sessions WHERE at >= ?",
-                                                (now - self.ttl_s,)).fetchone()
-        return int(row[0])
+        return self.storage.count_sessions(since=self._clock() - self.ttl_s)
 
     def _user(self, key: SessionKey) -> str:
         return self.storage.hash("\x1f".join(key))
 
 
 def _dump(session: Session) -> str:
-    return json.dumps(asdict(session), ensure_ascii=False)
+    # By hand, not dataclasses.asdict: that deep-copies every field, on every message.
+    return json.dumps({"topic": session.topic, "focus": session.focus, "shown": session.shown,
+                       "answered": session.answered, "doc_id": session.doc_id, "at": session.at},
+                      ensure_ascii=False)
 
 
 def _load(text: str) -> Session:

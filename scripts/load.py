@@ -1,41 +1,51 @@
-"""Load test: N concurrent clients send signed WeChat text messages to a running
-policybot on loopback and report throughput, latency percentiles and errors.
+"""Serving throughput on this machine: policybot beside a bare Flask app, both under the
+gunicorn settings of ``policybot serve`` (2 workers x 4 threads), loaded by N clients that
+send signed WeChat text messages (wechatpy's signature; ``--aes``: safe mode, encrypted with
+wechatpy's crypto) on loopback.
 
-Each request is what the WeChat server would send in plaintext mode
-(https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html):
-a fresh timestamp and nonce signed with the Token, a distinct MsgId, a user per
-client and a question from a varied list. Only 127.0.0.1/localhost is accepted, and
-both the request count and the wall time are bounded.
+    python scripts/load.py recurring   # 100 recurring questions, 500 users: req/s, p50/p99, ratio to bare
+    python scripts/load.py new         # questions never seen: embedder CPU per question, ceiling, ratio
+    python scripts/load.py profile     # where one message's time goes (pyinstrument), in-process
+    python scripts/load.py url --url http://127.0.0.1:8000/wechat --token T   # a server already running
 
-    .venv/bin/python scripts/load.py --url http://127.0.0.1:8000/wechat --token TOKEN \\
-        --clients 50 --requests 1000 --timeout 10
+The index is built once from the test documents (``tests/fixtures/corpus``; ``--corpus`` for
+another folder such as ../shared/corpus) into ``--data`` (default: a folder under /tmp kept for
+the next run). Only loopback is ever contacted; requests and time are bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
+import json
+import os
 import secrets
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
-import requests
-from wechatpy.utils import WeChatSigner
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-MAX_CLIENTS = 500
+from wechatpy.crypto import WeChatCrypto  # noqa: E402
+from wechatpy.utils import WeChatSigner  # noqa: E402
+
+TOKEN, APPID = "loadtesttoken", "wx0123456789abcdef"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+FIXTURES = ROOT / "tests" / "fixtures"
+QUESTION_FILES = (FIXTURES / "questions.jsonl", ROOT.parent / "shared" / "eval" / "seed2.jsonl",
+                  ROOT.parent / "shared" / "eval" / "dev.jsonl")
 MAX_REQUESTS = 100_000
-QUESTIONS = (
-    "班里人太多了谁管？", "今年幼儿园有什么目标？", "乡村教师有没有补贴？", "校园安全重点抓哪些工作？",
-    "大班额怎么解决", "高考综合改革有什么安排", "学前教育普惠率要达到多少", "教师队伍建设怎么做",
-    "职业教育有什么新举措", "控辍保学", "课后服务", "目录", "帮助", "12", "那高中呢？",
-    "What about teacher training?", "营养改善计划", "芙蓉学校建设", "民办教育怎么管理", "教育信息化",
-)
 
 
 @dataclass
@@ -45,108 +55,385 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    elapsed: float = 0.0
 
     def add(self, seconds: float, outcome: str) -> None:
         with self.lock:
             self.latencies.append(seconds)
             self.outcomes[outcome] += 1
 
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
-def sign(token: str, timestamp: str, nonce: str) -> str:
+    def ms(self, q: float) -> float:
+        values = sorted(s * 1000 for s in self.latencies)
+        if len(values) < 2:
+            return values[0] if values else float("nan")
+        return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+    @property
+    def errors(self) -> int:
+        return sum(n for outcome, n in self.outcomes.items() if outcome not in ("reply", "late"))
+
+    def line(self, label: str) -> str:
+        return (f"{label:<10} {self.rate:7.1f} req/s   p50 {self.ms(50):6.1f} ms   p99 {self.ms(99):6.1f} ms   "
+                f"{len(self.latencies)} requests, errors {self.errors}  "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items())))
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+class Signer:
+    """Signed WeChat pushes as the platform sends them (plaintext, or safe mode with ``aes``)."""
+
+    def __init__(self, token: str, *, aes: bool) -> None:
+        self.token = token
+        self.crypto = WeChatCrypto(token, AES_KEY, APPID) if aes else None
+
+    def push(self, user: str, msg_id: int, text: str) -> tuple[str, bytes]:
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(6)
+        xml = (f"<xml><ToUserName><![CDATA[gh_loadtest]]></ToUserName><FromUserName><![CDATA[{user}]]>"
+               f"</FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+               f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+        query = {"timestamp": timestamp, "nonce": nonce, "signature": _sign(self.token, timestamp, nonce)}
+        if self.crypto is None:
+            return urlencode(query), xml.encode()
+        outer = self.crypto.encrypt_message(xml, nonce, timestamp)
+        encrypt = outer.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+        query.update(encrypt_type="aes", msg_signature=_sign(self.token, timestamp, nonce, encrypt))
+        return urlencode(query), outer.encode()
+
+
+def _sign(token: str, *parts: str) -> str:
     signer = WeChatSigner()
-    signer.add_data(token, timestamp, nonce)
+    signer.add_data(token, *parts)
     return signer.signature
 
 
-def message_xml(user: str, msg_id: int, text: str) -> bytes:
-    return (
-        f"<xml><ToUserName><![CDATA[gh_loadtest]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-        f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>"
-    ).encode()
+def load_questions(limit: int) -> list[str]:
+    """Up to ``limit`` distinct questions: the test fixtures', then the shared eval sets' if present."""
+    seen: dict[str, None] = {}
+    for path in QUESTION_FILES:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    seen.setdefault(json.loads(line)["question"], None)
+    return list(seen)[:limit]
 
 
-def classify(response: requests.Response) -> str:
-    """``reply`` (a passive answer), ``late`` (``success``: answer to follow), or ``http <code>``."""
-    if response.status_code != 200:
-        return f"http {response.status_code}"
-    if response.text == "success":
-        return "late"
-    return "reply" if response.text.startswith("<xml>") else "unexpected body"
+# -- the load ---------------------------------------------------------------------------------
 
 
-def run_client(n: int, args: argparse.Namespace, tickets: itertools.count, deadline: float,
-               tally: Tally) -> None:
-    user = f"oLoadTest{n:04d}{secrets.token_hex(8)}"[:28]
-    with requests.Session() as http:
-        while (ticket := next(tickets)) < args.requests and time.monotonic() < deadline:
-            if args.rate:  # open loop: request N leaves at N/rate seconds, whoever is free sends it
-                time.sleep(max(0.0, args.t0 + ticket / args.rate - time.monotonic()))
-            timestamp, nonce = str(int(time.time())), secrets.token_hex(6)
-            query = {"timestamp": timestamp, "nonce": nonce, "signature": sign(args.token, timestamp, nonce)}
-            body = message_xml(user, args.first_msg_id + ticket, QUESTIONS[ticket % len(QUESTIONS)])
+def run_load(url: str, signer: Signer, texts: list[str], *, clients: int, requests: int, users: int,
+             offset: int = 0, timeout: float = 30.0, max_seconds: float = 300.0) -> Tally:
+    """``clients`` connections send ``requests`` pushes back to back, message n asking
+    ``texts[offset + n]`` (cyclically) as one of ``users`` users; a reply or ``success`` counts as served."""
+    parts = urlsplit(url)
+    tally, tickets = Tally(), itertools.count()
+    base_id = time.time_ns() // 1000 * 1000
+    deadline = time.monotonic() + max_seconds
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        while (n := next(tickets)) < requests and time.monotonic() < deadline:
+            user = f"oLoadTestUser{n % users:05d}"
+            query, body = signer.push(user, base_id + n, texts[(offset + n) % len(texts)])
             started = time.perf_counter()
             try:
-                response = http.post(args.url, params=query, data=body, timeout=args.timeout,
-                                     headers={"Content-Type": "text/xml"})
-            except requests.RequestException as exc:
+                conn.request("POST", f"{parts.path}?{query}", body, {"Content-Type": "text/xml"})
+                response = conn.getresponse()
+                text = response.read()
+            except (OSError, http.client.HTTPException) as exc:
                 tally.add(time.perf_counter() - started, type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
                 continue
-            tally.add(time.perf_counter() - started, classify(response))
+            tally.add(time.perf_counter() - started, _classify(response.status, text))
+        conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tally.elapsed = time.perf_counter() - started
+    return tally
 
 
-def percentile(values: list[float], q: float) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+def _classify(status: int, body: bytes) -> str:
+    if status != 200:
+        return f"http {status}"
+    if body in (b"success", b""):
+        return "late"
+    return "reply" if body.startswith(b"<xml>") else "unexpected body"
+
+
+# -- the servers ------------------------------------------------------------------------------
+
+
+def prepare_data(args: argparse.Namespace) -> Path:
+    """``--data`` with a published index, built from ``--corpus`` on first use."""
+    data = Path(args.data)
+    if (data / "index" / "current").exists():
+        return data
+    from index.library import add_paths, build_library_index
+
+    files = sorted(p for p in Path(args.corpus).iterdir() if p.suffix in (".txt", ".md"))
+    print(f"building the index of {len(files)} documents from {args.corpus} into {data} ...", flush=True)
+    add_paths(data, files)
+    build_library_index(data)
+    return data
+
+
+def server_env(data: Path, *, aes: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
+    return {**env, "PYTHONPATH": str(ROOT), "POLICYBOT_DATA": str(data), "POLICYBOT_WECHAT_TOKEN": TOKEN,
+            "POLICYBOT_WECHAT_APPID": APPID, "POLICYBOT_WECHAT_AES_KEY": AES_KEY if aes else "",
+            # Counted like any request, but high enough that 500 users asking back to back are not refused.
+            "POLICYBOT_RATE_PER_MINUTE": "100000"}
+
+
+@dataclass
+class Server:
+    """A running server: its URL and process (CPU time is read from /proc for it and its workers)."""
+
+    url: str
+    process: subprocess.Popen
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the server and its gunicorn workers."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        family, total = {self.process.pid}, 0.0
+        for stat in _stats():
+            pid, ppid, user, system = stat
+            if pid in family or ppid in family:
+                family.add(pid)
+                total += (user + system) / ticks
+        return total
+
+
+def _stats() -> list[tuple[int, int, int, int]]:
+    """(pid, ppid, utime, stime) of every process, parents first (by pid, which is good enough here)."""
+    rows = []
+    for entry in sorted(Path("/proc").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        rows.append((int(entry.name), int(fields[1]), int(fields[11]), int(fields[12])))
+    return rows
+
+
+@contextmanager
+def serving(kind: str, data: Path, port: int, workers: int, *, aes: bool) -> Iterator[Server]:
+    """``policybot serve`` (``kind`` "policybot") or the bare app under the same gunicorn settings."""
+    command = ([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", str(workers)]
+               if kind == "policybot" else [sys.executable, __file__, "_bare", "--port", str(port),
+                                            "--workers", str(workers)])
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=server_env(data, aes=aes), cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(port, process, log)
+            yield Server(f"http://127.0.0.1:{port}/wechat", process)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_ready(port: int, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            sys.exit(f"the server stopped:\n{log.read().decode(errors='replace')[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit("the server did not become ready within 180 s")
+
+
+def bare_app():
+    """The web stack alone: a Flask view that checks the signature and answers ``success``."""
+    from flask import Flask, request
+
+    app = Flask("bare")
+
+    @app.get("/healthz")
+    def healthz() -> str:
+        return "ok"
+
+    @app.post("/wechat")
+    def wechat() -> tuple[str, int]:
+        args = request.args
+        body = request.get_data()
+        ok = _sign(TOKEN, args.get("timestamp", ""), args.get("nonce", "")) == args.get("signature") and body
+        return ("success", 200) if ok else ("", 403)
+
+    return app
+
+
+# -- the figures ------------------------------------------------------------------------------
+
+
+def embedder_cpu(texts: list[str]) -> float:
+    """CPU seconds (all threads) the embedder spends per question, as the server's workers load it."""
+    from index.embed import DEFAULT_EMBEDDER, load_embedder
+
+    model = load_embedder(DEFAULT_EMBEDDER)  # the servers get no POLICYBOT_EMBEDDER: the default
+    model.embed_queries([texts[0]])
+    started = time.process_time()
+    for text in texts:  # one at a time, as the server embeds them
+        model.embed_queries([text])
+    return (time.process_time() - started) / len(texts)
+
+
+def new_texts(questions: list[str], count: int) -> list[str]:
+    """``count`` questions no cache has seen: each base question with a distinct tail."""
+    tag = secrets.token_hex(3)
+    return [f"{questions[n % len(questions)]} 请问{tag}第{n}个" for n in range(count)]
+
+
+def compare(args: argparse.Namespace, texts: list[str], *, warm: bool) -> tuple[Tally, Tally]:
+    """Both servers up at once, loaded in turns (``--rounds``), so that a busy machine slows both alike;
+    the figures are the rounds pooled, and each server's own CPU per request."""
+    data, signer = prepare_data(args), Signer(TOKEN, aes=args.aes)
+    load = dict(clients=args.clients, requests=args.requests // args.rounds, users=args.users)
+    tallies: dict[str, list[Tally]] = {"bare": [], "policybot": []}
+    cpu = {"bare": 0.0, "policybot": 0.0}
+    with serving("bare", data, args.port, args.workers, aes=args.aes) as bare, \
+            serving("policybot", data, args.port + 1, args.workers, aes=args.aes) as bot:
+        servers = {"bare": bare, "policybot": bot}
+        run_load(bare.url, signer, texts, clients=args.clients, requests=500, users=args.users)
+        # warm: every question asked once, so each worker's caches hold them all
+        offset = len(texts) * 4 if warm else 200
+        run_load(bot.url, signer, texts, clients=args.clients, requests=offset, users=args.users)
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                before = server.cpu_s()
+                tallies[name].append(run_load(server.url, signer, texts, offset=offset, **load))
+                cpu[name] += server.cpu_s() - before
+            offset += load["requests"]  # new questions stay new: each round asks the next ones
+    pooled = {name: _pool(runs) for name, runs in tallies.items()}
+    for name, tally in pooled.items():
+        print(tally.line(name) + f"   server CPU {cpu[name] / len(tally.latencies) * 1000:.2f} ms/request")
+    bare_t, bot_t = pooled["bare"], pooled["policybot"]
+    print(f"ratio      {bot_t.rate / bare_t.rate:.2f} of the bare app's req/s; server CPU per request "
+          f"{cpu['policybot'] / len(bot_t.latencies) / (cpu['bare'] / len(bare_t.latencies)):.2f}x the bare app's")
+    return bare_t, bot_t
+
+
+def _pool(runs: list[Tally]) -> Tally:
+    pooled = Tally()
+    for run in runs:
+        pooled.latencies += run.latencies
+        pooled.outcomes.update(run.outcomes)
+        pooled.elapsed += run.elapsed
+    return pooled
+
+
+def cmd_recurring(args: argparse.Namespace) -> int:
+    questions = load_questions(args.questions)
+    print(f"recurring: {len(questions)} questions, {args.users} users, {args.clients} clients, "
+          f"{args.workers} workers x 4 threads")
+    bare, bot = compare(args, questions, warm=True)
+    return 1 if bare.errors or bot.errors else 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    questions = load_questions(args.questions)
+    texts = new_texts(questions, args.requests + 1000)
+    cpu = embedder_cpu(new_texts(questions, 60))
+    cores = len(os.sched_getaffinity(0))
+    ceiling = cores / cpu
+    print(f"new questions: embedder {cpu * 1000:.1f} ms CPU per question; ceiling {cores} cores / that = "
+          f"{ceiling:.1f} req/s")
+    _, bot = compare(args, texts, warm=False)
+    print(f"achieved   {bot.rate / ceiling:.2f} of the embedder's ceiling")
+    return 1 if bot.errors else 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Where a signed text message's time goes, through the Flask app, cache warm."""
+    from pyinstrument import Profiler
+
+    from bot.app import create_app
+
+    data = prepare_data(args)
+    app = create_app({"DATA": data, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "RATE_PER_MINUTE": 100000,
+                      "WECHAT_AES_KEY": AES_KEY if args.aes else None}, instance_path=Path(args.data) / "instance")
+    client, signer, questions = app.test_client(), Signer(TOKEN, aes=args.aes), load_questions(args.questions)
+    msg_ids = itertools.count(time.time_ns())
+
+    def send(n: int) -> None:
+        query, body = signer.push(f"oProfileUser{n % args.users:05d}", next(msg_ids), questions[n % len(questions)])
+        assert client.post(f"/wechat?{query}", data=body, content_type="text/xml").status_code == 200
+
+    for n in range(len(questions) * 2):
+        send(n)
+    profiler = Profiler(interval=0.0005)
+    started = time.perf_counter()
+    with profiler:
+        for n in range(args.requests):
+            send(n)
+    elapsed = time.perf_counter() - started
+    print(f"{args.requests} messages in {elapsed:.2f} s: {elapsed / args.requests * 1000:.2f} ms each (one thread)")
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("--url must point at loopback")
+    tally = run_load(args.url, Signer(args.token, aes=False), load_questions(args.questions),
+                     clients=args.clients, requests=args.requests, users=args.users)
+    print(tally.line("server"))
+    return 1 if tally.errors else 0
+
+
+def cmd_bare(args: argparse.Namespace) -> int:
+    from bot.serve import run_gunicorn
+
+    run_gunicorn(bare_app, host="127.0.0.1", port=args.port, workers=args.workers)
+    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--url", default="http://127.0.0.1:8000/wechat", help="the /wechat URL (loopback only)")
-    ap.add_argument("--token", required=True, help="POLICYBOT_WECHAT_TOKEN of the server")
-    ap.add_argument("--clients", type=int, default=50, help=f"concurrent clients (max {MAX_CLIENTS})")
-    ap.add_argument("--requests", type=int, default=1000, help=f"total requests (max {MAX_REQUESTS})")
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
-    ap.add_argument("--rate", type=float, default=0.0,
-                    help="total requests per second, paced across the clients (0: each client sends "
-                         "back to back, which measures saturation: latency then grows with --clients)")
-    ap.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long")
+    ap.add_argument("mode", choices=("recurring", "new", "profile", "url", "_bare"))
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=4000)
+    ap.add_argument("--users", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=3, help="turns of load on each server (interleaved)")
+    ap.add_argument("--questions", type=int, default=100, help="distinct questions (recurring mode)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (4 threads each)")
+    ap.add_argument("--port", type=int, default=18700, help="the bare app's port; policybot's is the next")
+    ap.add_argument("--aes", action="store_true", help="safe mode: encrypted pushes and replies")
+    ap.add_argument("--corpus", default=str(FIXTURES / "corpus"), help="documents of the index")
+    ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "policybot-load"),
+                    help="data folder (the index is built there once)")
+    ap.add_argument("--url", default="http://127.0.0.1:8000/wechat")
+    ap.add_argument("--token", default=TOKEN)
     args = ap.parse_args(argv)
-    # One base for all clients: MsgIds stay distinct within a run and across runs.
-    args.first_msg_id = time.time_ns() // 1000 * 1000
-    host = urlsplit(args.url).hostname or ""
-    if host not in LOOPBACK:
-        ap.error(f"--url must point at loopback (127.0.0.1), not {host!r}")
-    if not (1 <= args.clients <= MAX_CLIENTS and 1 <= args.requests <= MAX_REQUESTS):
-        ap.error(f"--clients must be 1..{MAX_CLIENTS} and --requests 1..{MAX_REQUESTS}")
+    if not (1 <= args.clients <= 500 and 1 <= args.requests <= MAX_REQUESTS):
+        ap.error(f"--clients must be 1..500 and --requests 1..{MAX_REQUESTS}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tally, tickets = Tally(), itertools.count()
-    started = time.perf_counter()
-    args.t0 = time.monotonic()
-    deadline = args.t0 + args.max_seconds
-    threads = [threading.Thread(target=run_client, args=(n, args, tickets, deadline, tally), daemon=True)
-               for n in range(args.clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    done = len(tally.latencies)
-    errors = sum(n for outcome, n in tally.outcomes.items() if outcome not in ("reply", "late"))
-    ms = sorted(s * 1000 for s in tally.latencies)
-    print(f"requests   {done} in {elapsed:.2f} s with {args.clients} clients")
-    print(f"throughput {done / elapsed:.1f} req/s")
-    if ms:
-        print(f"latency    p50 {percentile(ms, 50):.1f} ms   p99 {percentile(ms, 99):.1f} ms   "
-              f"max {ms[-1]:.1f} ms")
-    print("outcomes   " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.outcomes.items())))
-    print(f"errors     {errors}")
-    return 1 if errors else 0
+    modes = {"recurring": cmd_recurring, "new": cmd_new, "profile": cmd_profile, "url": cmd_url, "_bare": cmd_bare}
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import random
 import re
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -367,9 +366,13 @@ def run(args: argparse.Namespace, url: str, process: subprocess.Popen, data: Pat
 
 
 def report(args: argparse.Namespace, tally: Tally, rss: dict, killed: list[int], data: Path, elapsed: float) -> int:
-    with sqlite3.connect(data / "policybot.sqlite3") as db:
-        logged = Counter(m.group(1) for (q,) in db.execute("SELECT question FROM questions")
-                         for m in [TAG.search(q)] if m)
+    from bot.storage import FILENAME, Storage
+
+    log = Storage(data / FILENAME)  # the question log's owner reads it
+    try:
+        logged = Counter(m.group(1) for entry in log.questions() for m in [TAG.search(entry.question)] if m)
+    finally:
+        log.close()
     sent = set(tally.sent)
     unanswered = sorted(sent - set(tally.answered))
     twice_logged = sorted(tag for tag in sent if logged[tag] > 1)

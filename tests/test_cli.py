@@ -69,6 +69,14 @@ def test_ask_plain_text_cites(runner):
     assert "大班额" in result.output
 
 
+def test_ask_shows_the_contact_text_like_the_server(runner, monkeypatch):
+    # The documents cannot say what a meal costs: the bot declines and says whom to ask.
+    monkeypatch.setenv("POLICYBOT_CONTACT_TEXT", "请致电教育局 0734-1234567")
+    result = runner.invoke(cli, ["ask", "食堂一顿午饭多少钱？"])
+    assert result.exit_code == 0, result.output
+    assert "请致电教育局 0734-1234567" in result.output
+
+
 def test_ask_without_index_says_how_to_build(monkeypatch, tmp_path):
     monkeypatch.setenv("POLICYBOT_DATA", str(tmp_path))
     result = CliRunner().invoke(cli, ["ask", "幼儿园"])

@@ -4,8 +4,8 @@ A channel module ``bot.channels.<name>`` defines:
 
 - ``bp``: its Flask blueprint (views: verify → parse → ``bot.service`` → render);
 - ``SETTINGS``: the ``POLICYBOT_*`` names it reads;
-- ``configured(config) -> bool``: whether the operator switched it on;
-- ``validate(config) -> None``: raises :class:`bot.errors.ConfigError` naming the
+- ``configured(settings) -> bool``: whether the operator switched it on (a :class:`bot.config.Settings`);
+- ``validate(settings) -> None``: raises :class:`bot.errors.ConfigError` naming the
   variable that is missing or malformed.
 
 A channel with none of its settings is not mounted (its URLs are 404). One with
@@ -43,13 +43,15 @@ def mount_channels(app: Flask) -> list[str]:
 
     :raise ConfigError: a channel is partly configured or has a malformed setting.
     """
-    mounted = []
+    from bot.config import settings_of
+
+    settings, mounted = settings_of(app), []
     for name in CHANNELS:
         channel = load_channel(name)
-        if not (channel.configured(app.config) or _touched(name, channel, app.config)):
+        if not (channel.configured(settings) or _touched(name, channel, settings)):
             continue
-        channel.validate(app.config)
-        if channel.configured(app.config):
+        channel.validate(settings)
+        if channel.configured(settings):
             app.register_blueprint(channel.bp)
             mounted.append(name)
         else:
@@ -58,10 +60,10 @@ def mount_channels(app: Flask) -> list[str]:
     return mounted
 
 
-def _touched(name: str, channel: ModuleType, config: Any) -> bool:
+def _touched(name: str, channel: ModuleType, settings: Any) -> bool:
     """True when any of the channel's settings has a value of its own."""
-    from bot.config import BY_KEY, PREFIX, is_set
+    from bot.config import BY_KEY, PREFIX
 
     own = {n.removeprefix(PREFIX) for n in getattr(channel, "SETTINGS", ())}
     own |= {key for key in BY_KEY if key.startswith(f"{name.upper()}_")}
-    return any(is_set(config, key) for key in own if key in BY_KEY)
+    return any(settings.is_set(key) for key in own if key in BY_KEY)

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from xml.parsers.expat import ExpatError
 
@@ -145,6 +146,25 @@ class Nonces(Protocol):
     def claim_nonce(self, channel: str, timestamp: str, nonce: str, digest: str) -> bool: ...
 
 
+@dataclass
+class NonceClaim:
+    """A signed (timestamp, nonce) pair and the body it signed, until the shared store has decided
+    (``accepted``: None until then)."""
+
+    channel: str
+    timestamp: str
+    nonce: str
+    digest: str  # SHA-256 of the body
+    accepted: bool | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.channel, self.timestamp, self.nonce, self.digest
+
+    def refusal(self) -> Rejected:
+        return Rejected(403, f"replayed timestamp/nonce {self.timestamp}/{self.nonce} with another body")
+
+
 class ReplayGuard:
     """Refuses a (timestamp, nonce) pair that signed another body before, in any worker.
 
@@ -167,15 +187,30 @@ class ReplayGuard:
 
         :raise Rejected 403: the pair was seen with another body
         """
-        digest = hashlib.sha256(body).hexdigest()
+        self.settle(self.pending(timestamp, nonce, body))
+
+    def pending(self, timestamp: str, nonce: str, body: bytes) -> NonceClaim:
+        """The claim of the pair for ``body``, checked against this process only: the shared store
+        decides in :meth:`settle`, or in the transaction that claims the message it carries.
+
+        :raise Rejected 403: this process saw the pair with another body
+        """
+        claim = NonceClaim(self._channel, timestamp, nonce, hashlib.sha256(body).hexdigest())
         with self._lock:
-            previous = self._seen.get((timestamp, nonce), digest)
-        fresh = previous == digest and (
-            self._memos is None or self._memos.claim_nonce(self._channel, timestamp, nonce, digest))
-        if fresh:
-            fresh = self._remember((timestamp, nonce), digest)
-        if not fresh:
-            raise Rejected(403, f"replayed timestamp/nonce {timestamp}/{nonce} with another body")
+            previous = self._seen.get((timestamp, nonce), claim.digest)
+        if previous != claim.digest:
+            raise claim.refusal()
+        return claim
+
+    def settle(self, claim: NonceClaim) -> None:
+        """Decide ``claim`` in the shared store unless a message's claim did already, and remember it.
+
+        :raise Rejected 403: the pair signed another body before (in any worker)
+        """
+        if claim.accepted is None:
+            claim.accepted = self._memos is None or self._memos.claim_nonce(*claim.key)
+        if not (claim.accepted and self._remember((claim.timestamp, claim.nonce), claim.digest)):
+            raise claim.refusal()
 
     def _remember(self, key: tuple[str, str], digest: str) -> bool:
         # Only what the shared store accepted: a forgery refused there must not shut out the genuine retry.

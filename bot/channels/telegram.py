@@ -20,10 +20,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from bot import safejson
+from bot.answering import answer_in_time, courier_for
 from bot.channels._xml import Rejected, read_body
 from bot.compose import SORRY
-from bot.delivery import TELEGRAM_API_BASE, TelegramCourier, answer_in_time, courier_for
+from bot.config import Settings, settings_of
 from bot.domain import TELEGRAM_LIMIT, Question
+from bot.platforms import TelegramCourier
 from bot.ratelimit import SLOW_DOWN, allowed
 from bot.service import get_service
 
@@ -122,9 +124,9 @@ def _courier(app: Flask) -> TelegramCourier | None:
     """The app's courier for late answers; None without POLICYBOT_TELEGRAM_TOKEN."""
 
     def build() -> TelegramCourier | None:
-        token = str(app.config.get("TELEGRAM_TOKEN") or "")
-        base = str(app.config.get("API_BASE_TELEGRAM") or TELEGRAM_API_BASE)
-        return TelegramCourier(token, api_base=base) if token else None
+        settings = settings_of(app)
+        token = settings.telegram_token
+        return TelegramCourier(token, api_base=settings.api_base_telegram) if token else None
 
     return courier_for(app, "telegram", build)
 
@@ -144,7 +146,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_secret() -> None:
-    expected = str(current_app.config.get("TELEGRAM_SECRET") or "")
+    expected = settings_of().telegram_secret or ""
     given = request.headers.get(SECRET_HEADER, "")
     if not expected or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
         raise Rejected(403, "missing or wrong secret token header")
@@ -180,22 +182,22 @@ def _refuse(exc: Rejected) -> Response:
     return Response("", status=exc.status)
 
 
-def configured(config: Mapping[str, Any]) -> bool:
+def configured(settings: Settings) -> bool:
     """True when the bot token or the webhook secret is set (validate then insists on the secret)."""
-    return bool(config.get("TELEGRAM_TOKEN") or config.get("TELEGRAM_SECRET"))
+    return bool(settings.telegram_token or settings.telegram_secret)
 
 
-def validate(config: Mapping[str, Any]) -> None:
+def validate(settings: Settings) -> None:
     """Check the Telegram settings.
 
     :raise ConfigError: naming the variable that is wrong and how to fix it
     """
     from bot.errors import ConfigError
 
-    if not _SECRET.fullmatch(str(config.get("TELEGRAM_SECRET") or "")):
+    if not _SECRET.fullmatch(settings.telegram_secret or ""):
         # Without it anyone who guesses the URL could make the bot talk.
         raise ConfigError("POLICYBOT_TELEGRAM_SECRET must be set to 1-256 characters of A-Z, a-z, 0-9, _ "
                           "and - (the secret_token passed to setWebhook)")
-    token = str(config.get("TELEGRAM_TOKEN") or "")
+    token = settings.telegram_token or ""
     if token and not _TOKEN.fullmatch(token):
         raise ConfigError("POLICYBOT_TELEGRAM_TOKEN must look like 123456:ABC-... (from @BotFather)")

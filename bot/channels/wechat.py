@@ -11,14 +11,12 @@ A push goes: verify signature → parse → handler (registry keyed by message k
 → dialog via :class:`bot.service.Service` → render. :class:`OfficialAccount` holds
 what is specific to this flavour; ``bot.channels.wecom`` subclasses it and
 overrides only what WeCom does differently. An answer that misses the budget is
-replaced by ``success`` and delivered later (:mod:`bot.delivery`).
+replaced by ``success`` and delivered later (:mod:`bot.answering`).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 import secrets
 import struct
 import threading
@@ -26,15 +24,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from flask import Blueprint, Flask, Response, current_app, request
-from wechatpy import parser, replies
+from flask import Blueprint, Flask, Response, current_app, g, request
+from wechatpy import events, messages, replies
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
-from wechatpy.messages import BaseMessage
+from wechatpy.messages import BaseMessage, UnknownMessage
 
 from bot import compose
+from bot.answering import answer_in_time, courier_for
+from bot.channels._checks import check_aes_key, check_base_url, check_needs, check_token, setting
 from bot.channels._xml import (
     CDataField,
+    NonceClaim,
     Rejected,
     ReplayGuard,
     check_fresh,
@@ -45,17 +46,13 @@ from bot.channels._xml import (
 )
 from bot.channels._xml import require_fields as require
 from bot.compose import SORRY
-from bot.delivery import (
-    WECHAT_API_BASE,
-    Courier,
-    OfficialAccountClient,
-    OfficialAccountCourier,
-    answer_in_time,
-    courier_for,
-)
+from bot.config import Settings, settings_of
 from bot.domain import WECHAT_LIMIT, Limit, Question
-from bot.ratelimit import SLOW_DOWN, allowed
+from bot.errors import Refused
+from bot.platforms import Courier, OfficialAccountClient, OfficialAccountCourier
+from bot.ratelimit import SLOW_DOWN, rate_for
 from bot.service import get_service
+from bot.storage import Admission
 
 log = logging.getLogger(__name__)
 
@@ -177,33 +174,36 @@ class OfficialAccount:
     empty: ClassVar[str] = "success"
     id_label: ClassVar[str] = "appid"
     id_errors: ClassVar[tuple[type[Exception], ...]] = (InvalidAppIdException,)
-    parse_message: ClassVar[Callable[[str], BaseMessage]] = staticmethod(parser.parse_message)
+    #: wechatpy's registries of message and event classes (its parser's, without its second parse).
+    message_types: ClassVar[Mapping[str, type[BaseMessage]]] = messages.MESSAGE_TYPES
+    event_types: ClassVar[Mapping[str, type[BaseMessage]]] = events.EVENT_TYPES
     reply_class: ClassVar[type[replies.BaseReply]] = TextReply
     handlers: ClassVar[Mapping[str, Handler]] = HANDLERS
 
-    def __init__(self, config: Mapping[str, Any], app: Flask) -> None:
+    def __init__(self, settings: Settings, app: Flask) -> None:
         self.app = app
-        self.token = setting(config, f"{self.prefix}_TOKEN")
-        self.receive_id = self._receive_id(config)
-        aes_key = setting(config, f"{self.prefix}_AES_KEY")
+        self.token = setting(settings, f"{self.prefix}_TOKEN")
+        self.receive_id = self._receive_id(settings)
+        aes_key = setting(settings, f"{self.prefix}_AES_KEY")
         self.crypto = self._crypto(aes_key) if aes_key else None
-        self.replay = ReplayGuard(channel=self.name, memos=get_service(app).storage)
-        self.courier = courier_for(app, self.name, lambda: self._courier(config))
+        self.storage = get_service(app).storage
+        self.replay = ReplayGuard(channel=self.name, memos=self.storage)
+        self.courier = courier_for(app, self.name, lambda: self._courier(settings))
 
     # Configuration hooks (WeCom overrides these) ----------------------------
 
-    def _receive_id(self, config: Mapping[str, Any]) -> str:
-        return setting(config, "WECHAT_APPID")
+    def _receive_id(self, settings: Settings) -> str:
+        return setting(settings, "WECHAT_APPID")
 
     def _crypto(self, aes_key: str) -> Any:
         return WeChatCrypto(self.token, aes_key, self.receive_id)
 
-    def _courier(self, config: Mapping[str, Any]) -> Courier | None:
-        secret = setting(config, "WECHAT_SECRET")
+    def _courier(self, settings: Settings) -> Courier | None:
+        secret = setting(settings, "WECHAT_SECRET")
         if not (secret and self.receive_id):
             return None
-        base = setting(config, "API_BASE_WECHAT") or WECHAT_API_BASE
-        return OfficialAccountCourier(OfficialAccountClient(self.receive_id, secret, api_base=base))
+        return OfficialAccountCourier(OfficialAccountClient(
+            self.receive_id, secret, api_base=settings.api_base_wechat, session=self.storage.tokens))
 
     # Protocol ---------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class OfficialAccount:
         self._check_query_signature(args)
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
         check_fresh(timestamp)
-        self.replay.check(timestamp, nonce, body)
+        self.hold_nonce(timestamp, nonce, body)
         outer = load_xml(body)
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
         if encrypted != (self.crypto is not None):
@@ -234,6 +234,11 @@ class OfficialAccount:
             return body.decode("utf-8"), outer, False
         inner = self._decrypt(outer, args)
         return inner, load_xml(inner), True
+
+    def hold_nonce(self, timestamp: str, nonce: str, body: bytes) -> None:
+        """Check the signed pair against this process now; the shared store decides with the message's
+        claim (one write), or after the reply is chosen when no question is asked (:func:`handle_push`)."""
+        g.policybot_nonce = self.replay.pending(timestamp, nonce, body)
 
     def _check_query_signature(self, args: Mapping[str, str]) -> None:
         check_signature(self.token, args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
@@ -258,17 +263,26 @@ class OfficialAccount:
         """Turn checked fields into a wechatpy message (its registry, its fallback)."""
         require(fields, text=("ToUserName", "FromUserName", "MsgType"), numbers=("CreateTime",),
                 optional_text=("Content", "Recognition", "Event", "EventKey"), optional_numbers=("MsgId",))
-        if fields["MsgType"].strip().lower() == "event":
+        kind = fields["MsgType"].strip().lower()
+        if kind == "event":
             require(fields, text=("Event",))
-        return self.parse_message(inner)
+        # The fields are wechatpy's own input (xmltodict's dict of the same XML): parsed once, here.
+        table, name = (self.event_types, fields["Event"].strip().lower()) if kind == "event" else \
+            (self.message_types, kind)
+        return table.get(name, UnknownMessage)(dict(fields))
 
     def answer(self, question: Question, dedupe_key: str) -> str | None:
         """Ask the dialog through the service within the budget; ``None`` if it will come late."""
-        if not allowed(self.app, f"{self.name}:{question.user_id}"):
-            return SLOW_DOWN
+        nonce: NonceClaim | None = g.get("policybot_nonce")
+        admission = Admission(nonce=nonce.key if nonce else None,
+                              rate=rate_for(self.app, f"{self.name}:{question.user_id}"))
         try:
             return answer_in_time(self.app, question, self.limit, dedupe_key=dedupe_key,
-                                  courier=self.courier, address=question.user_id)
+                                  courier=self.courier, address=question.user_id, admission=admission)
+        except Refused as exc:
+            if exc.reason == "limited":
+                return SLOW_DOWN
+            raise Rejected(403, f"replayed timestamp/nonce with another body ({dedupe_key})") from exc
         except Exception:
             # The webhook boundary: whatever broke, the user gets a polite line, never a 500.
             log.exception("%s: answering %s failed", self.name, dedupe_key)
@@ -302,7 +316,7 @@ def endpoint_for(app: Flask, cls: type[OfficialAccount]) -> OfficialAccount:
     key = f"policybot.channel.{cls.name}"
     with _endpoints_lock:
         if key not in app.extensions:
-            app.extensions[key] = cls(app.config, app)
+            app.extensions[key] = cls(settings_of(app), app)
         return app.extensions[key]
 
 
@@ -318,6 +332,7 @@ def handle_push(cls: type[OfficialAccount]) -> Response:
     inner, fields, encrypted = endpoint.open(request.args, body)
     message = endpoint.parse(inner, fields)
     text = dispatch(Turn(endpoint, message, fields), endpoint.handlers)
+    endpoint.replay.settle(g.pop("policybot_nonce"))  # already decided if a question carried it
     return endpoint.render(message, text, encrypted=encrypted)
 
 
@@ -342,65 +357,17 @@ def push() -> Response:
 bp.register_error_handler(Rejected, refuse)
 
 
-def configured(config: Mapping[str, Any]) -> bool:
+def configured(settings: Settings) -> bool:
     """True when the WeChat token is set: the channel is then mounted."""
-    return bool(setting(config, "WECHAT_TOKEN"))
+    return bool(settings.wechat_token)
 
 
-def validate(config: Mapping[str, Any]) -> None:
+def validate(settings: Settings) -> None:
     """Check the WeChat settings.
 
     :raise ConfigError: naming the variable that is wrong and how to fix it
     """
-    check_token(config, "WECHAT_TOKEN")
-    check_aes_key(config, "WECHAT_AES_KEY", needs="WECHAT_APPID")
-    check_needs(config, "WECHAT_SECRET", needs="WECHAT_APPID")
-    check_base_url(config, "API_BASE_WECHAT")
-
-
-# Settings helpers, shared with bot.channels.wecom -------------------------------------------
-
-_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
-_B64 = re.compile(r"[A-Za-z0-9+/]{43}")
-
-
-def setting(config: Mapping[str, Any], name: str) -> str:
-    """A setting as text ('' if unset); env values may arrive JSON-decoded as numbers."""
-    value = config.get(name)
-    return "" if value is None else str(value).strip()
-
-
-def _fail(name: str, problem: str) -> None:
-    from bot.errors import ConfigError
-
-    raise ConfigError(f"POLICYBOT_{name} {problem}")
-
-
-def check_token(config: Mapping[str, Any], name: str) -> None:
-    if not _TOKEN.fullmatch(setting(config, name)):
-        _fail(name, "must be the 3-32 letters or digits entered as Token on the platform")
-
-
-def check_aes_key(config: Mapping[str, Any], name: str, *, needs: str) -> None:
-    key = setting(config, name)
-    if not key:
-        return
-    if not _B64.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
-        _fail(name, f"must be the 43-character EncodingAESKey from the platform (got {len(key)} characters)")
-    check_needs(config, name, needs=needs)
-
-
-def check_needs(config: Mapping[str, Any], name: str, *, needs: str) -> None:
-    if setting(config, name) and not setting(config, needs):
-        _fail(needs, f"must be set when POLICYBOT_{name} is")
-
-
-def check_number(config: Mapping[str, Any], name: str) -> None:
-    if setting(config, name) and not setting(config, name).isdigit():
-        _fail(name, "must be a number")
-
-
-def check_base_url(config: Mapping[str, Any], name: str) -> None:
-    url = setting(config, name)
-    if url and not url.startswith(("https://", "http://")):
-        _fail(name, f"must be an http(s) URL ending in /cgi-bin/ (got {url!r})")
+    check_token(settings, "WECHAT_TOKEN")
+    check_aes_key(settings, "WECHAT_AES_KEY", needs="WECHAT_APPID")
+    check_needs(settings, "WECHAT_SECRET", needs="WECHAT_APPID")
+    check_base_url(settings, "API_BASE_WECHAT")

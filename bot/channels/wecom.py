@@ -17,32 +17,23 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from flask import Blueprint, Response
-from wechatpy.enterprise import parser as work_parser
+from wechatpy.enterprise import events as work_events
+from wechatpy.enterprise import messages as work_messages
 from wechatpy.enterprise.crypto import WeChatCrypto as WorkCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.fields import IntegerField
 from wechatpy.messages import BaseMessage
 
+from bot.channels._checks import check_aes_key, check_base_url, check_needs, check_number, check_token, setting
 from bot.channels._xml import Rejected, check_fresh, check_signature, load_xml, require_fields
-from bot.channels.wechat import (
-    OfficialAccount,
-    TextReply,
-    check_aes_key,
-    check_base_url,
-    check_needs,
-    check_number,
-    check_token,
-    handle_push,
-    handle_url_check,
-    refuse,
-    setting,
-)
-from bot.delivery import WECOM_API_BASE, Courier, WorkClient, WorkCourier
+from bot.channels.wechat import OfficialAccount, TextReply, handle_push, handle_url_check, refuse
+from bot.config import Settings
+from bot.platforms import Courier, WorkClient, WorkCourier
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +56,27 @@ class WorkApp(OfficialAccount):
     empty: ClassVar[str] = ""
     id_label: ClassVar[str] = "corp id"
     id_errors: ClassVar[tuple[type[Exception], ...]] = (InvalidCorpIdException,)
-    parse_message: ClassVar[Callable[[str], BaseMessage]] = staticmethod(work_parser.parse_message)
+    message_types: ClassVar[Mapping[str, type[BaseMessage]]] = work_messages.MESSAGE_TYPES
+    event_types: ClassVar[Mapping[str, type[BaseMessage]]] = work_events.EVENT_TYPES
     reply_class = WorkTextReply
 
-    def __init__(self, config: Mapping[str, Any], app: Any) -> None:
-        agent = setting(config, "WECOM_AGENT_ID")
+    def __init__(self, settings: Settings, app: Any) -> None:
+        agent = setting(settings, "WECOM_AGENT_ID")
         self.agent_id = int(agent) if agent.isdigit() else 0
-        super().__init__(config, app)
+        super().__init__(settings, app)
 
-    def _receive_id(self, config: Mapping[str, Any]) -> str:
-        return setting(config, "WECOM_CORP_ID")
+    def _receive_id(self, settings: Settings) -> str:
+        return setting(settings, "WECOM_CORP_ID")
 
     def _crypto(self, aes_key: str) -> WorkCrypto:
         return WorkCrypto(self.token, aes_key, self.receive_id)
 
-    def _courier(self, config: Mapping[str, Any]) -> Courier | None:
-        secret = setting(config, "WECOM_SECRET")
+    def _courier(self, settings: Settings) -> Courier | None:
+        secret = setting(settings, "WECOM_SECRET")
         if not (secret and self.receive_id and self.agent_id):
             return None
-        base = setting(config, "API_BASE_WECOM") or WECOM_API_BASE
-        return WorkCourier(WorkClient(self.receive_id, secret, api_base=base), self.agent_id)
+        client = WorkClient(self.receive_id, secret, api_base=settings.api_base_wecom, session=self.storage.tokens)
+        return WorkCourier(client, self.agent_id)
 
     def check_url(self, args: Mapping[str, str]) -> str:
         """Decrypt WeCom's ``echostr`` if its ``msg_signature`` holds.
@@ -113,7 +105,7 @@ class WorkApp(OfficialAccount):
         inner = self._decrypt(outer, args)
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
         check_fresh(timestamp)
-        self.replay.check(timestamp, nonce, body)
+        self.hold_nonce(timestamp, nonce, body)
         return inner, load_xml(inner), True
 
     def _check_addressee(self, outer: Mapping[str, Any]) -> None:
@@ -150,23 +142,23 @@ def push() -> Response:
 bp.register_error_handler(Rejected, refuse)
 
 
-def configured(config: Mapping[str, Any]) -> bool:
+def configured(settings: Settings) -> bool:
     """True when the WeCom token is set: the channel is then mounted."""
-    return bool(setting(config, "WECOM_TOKEN"))
+    return bool(settings.wecom_token)
 
 
-def validate(config: Mapping[str, Any]) -> None:
+def validate(settings: Settings) -> None:
     """Check the WeCom settings (WeCom always encrypts, so the key and corp id are required).
 
     :raise ConfigError: naming the variable that is wrong and how to fix it
     """
     from bot.errors import ConfigError
 
-    check_token(config, "WECOM_TOKEN")
+    check_token(settings, "WECOM_TOKEN")
     for name in ("WECOM_AES_KEY", "WECOM_CORP_ID"):
-        if not setting(config, name):
+        if not setting(settings, name):
             raise ConfigError(f"POLICYBOT_{name} must be set: WeCom callbacks are always encrypted")
-    check_aes_key(config, "WECOM_AES_KEY", needs="WECOM_CORP_ID")
-    check_number(config, "WECOM_AGENT_ID")
-    check_needs(config, "WECOM_SECRET", needs="WECOM_AGENT_ID")
-    check_base_url(config, "API_BASE_WECOM")
+    check_aes_key(settings, "WECOM_AES_KEY", needs="WECOM_CORP_ID")
+    check_number(settings, "WECOM_AGENT_ID")
+    check_needs(settings, "WECOM_SECRET", needs="WECOM_AGENT_ID")
+    check_base_url(settings, "API_BASE_WECOM")

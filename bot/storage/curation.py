@@ -1,23 +1,26 @@
 """What admins and users curate, in the bot's SQLite database: FAQ pairs, the answers served
 (so feedback can name what it rates) and confirmed answers (labelled questions of this library).
 
-The tables live in the same file as the question log (:mod:`bot.storage` creates them with
-its schema) and this module is the only one that reads or writes them. Every gunicorn worker
+The tables live in the same file as the question log (their schema is registered here, like
+every table module's) and this module is the only one that reads or writes them. Every gunicorn worker
 sees an FAQ change at once: a counter in ``meta`` changes with every edit, and reading it is
 one indexed row, cheap enough to do for every question.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.storage.schema import register_schema
+
 if TYPE_CHECKING:
     from bot.storage import Storage
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS faq (
+register_schema("curation", """
+CREATE TABLE IF NOT EXISTS faq_pairs (
     id          INTEGER PRIMARY KEY,
     question    TEXT NOT NULL,
     answer      TEXT NOT NULL,
@@ -46,8 +49,8 @@ CREATE TABLE IF NOT EXISTS confirmed (  -- an admin's word: this item answers th
     item         TEXT NOT NULL,         -- the item's locator in its document
     source       TEXT NOT NULL,         -- where the admin found it: unanswered, unhelpful, test
     confirmed_at REAL NOT NULL
-);
-"""
+)
+""")
 R = TypeVar("R")
 SERVED_KEEP_S = 180 * 86400  # as long as the question log keeps a question by default
 PRUNE_EVERY_S = 86400.0
@@ -110,18 +113,18 @@ class Curation:
         question, answer = _text(question, "问题", MAX_FAQ_QUESTION), _text(answer, "回答", MAX_FAQ_ANSWER)
         now = time.time()
         with self.storage.transaction() as conn:
-            row_id = conn.execute("INSERT INTO faq (question, answer, created_at) VALUES (?, ?, ?)",
+            row_id = conn.execute("INSERT INTO faq_pairs (question, answer, created_at) VALUES (?, ?, ?)",
                                   (question, answer, now)).lastrowid
             _bump(conn)
         return FaqEntry(int(row_id), question, answer, now)
 
     def faqs(self) -> list[FaqEntry]:
         """Every pair, oldest first."""
-        return self._rows(FaqEntry, "faq")
+        return self._rows(FaqEntry, "faq_pairs")
 
     def remove_faq(self, faq_id: int) -> bool:
         """Delete pair ``faq_id``; False when there is none."""
-        return self._delete("faq", faq_id)
+        return self._delete("faq_pairs", faq_id)
 
     def faq_version(self) -> str:
         """Changes whenever a pair is added or removed, in any process (one indexed read)."""
@@ -130,18 +133,22 @@ class Curation:
 
     # -- answers and feedback -------------------------------------------------------------------
 
-    def record_answer(self, served: Served) -> None:
-        """Keep what was served under its answer id (and, once a day, forget old ones)."""
+    def record_answer(self, served: Served, conn: sqlite3.Connection | None = None) -> None:
+        """Keep what was served under its answer id (and, once a day, forget old ones), in the
+        caller's transaction ``conn`` (the one write of an answer) or one of its own."""
+        if conn is None:
+            with self.storage.transaction() as own:
+                return self.record_answer(served, own)
         now = time.time()
-        with self.storage.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO served (answer_id, asked_at, channel, user_hash, question, kind, top_doc,"
-                " top_item, top_title, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (served.answer_id, now, served.channel, served.user_hash, served.question, served.kind,
-                 served.top_doc, served.top_item, served.top_title, served.ref))
-            if now - self._last_prune > PRUNE_EVERY_S:
-                self._last_prune = now
-                conn.execute("DELETE FROM served WHERE asked_at < ?", (now - SERVED_KEEP_S,))
+        conn.execute(
+            "INSERT OR REPLACE INTO served (answer_id, asked_at, channel, user_hash, question, kind, top_doc,"
+            " top_item, top_title, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (served.answer_id, now, served.channel, served.user_hash, served.question, served.kind,
+             served.top_doc, served.top_item, served.top_title, served.ref))
+        if now - self._last_prune > PRUNE_EVERY_S:
+            self._last_prune = now
+            conn.execute("DELETE FROM served WHERE asked_at < ?", (now - SERVED_KEEP_S,))
+        return None
 
     def rate(self, answer_id: str, helpful: bool) -> bool:
         """Record whether answer ``answer_id`` helped (a second rating replaces the first);
@@ -218,7 +225,7 @@ class Curation:
     def _delete(self, table: str, row_id: int) -> bool:
         with self.storage.transaction() as conn:
             deleted = conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount
-            if deleted and table == "faq":
+            if deleted and table == "faq_pairs":
                 _bump(conn)  # every worker re-reads the pairs
         return bool(deleted)
 

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import delivery
+from bot import answering
 from bot.app import create_app
+from bot.platforms import OfficialAccountClient
 from bot.service import get_service
 from tests.bot.fake_api import FakeAPI
 
@@ -54,7 +55,7 @@ def make_app(tmp_path, clean_env) -> Iterator[MakeApp]:
 
     yield make
     for app in apps:
-        delivery.shutdown(app)  # late answers in flight finish before the store closes
+        answering.shutdown(app)  # late answers in flight finish before the store closes
         get_service(app).close()
 
 
@@ -85,3 +86,11 @@ def fake() -> Iterator[FakeAPI]:
     """A loopback fake of the WeChat, WeCom and Telegram HTTP APIs (late deliveries land there)."""
     with FakeAPI() as api:
         yield api
+
+
+@pytest.fixture
+def oa_client(fake: FakeAPI) -> Iterator[OfficialAccountClient]:
+    """An Official Account API client against the fake, with its token in memory (one "worker")."""
+    client = OfficialAccountClient("wx-test-appid", "oa-secret", api_base=fake.base_wechat, timeout=5)
+    yield client
+    client.close()

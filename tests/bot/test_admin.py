@@ -21,10 +21,9 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.test import TestResponse, encode_multipart
 
 from bot import admin
+from bot.config import Settings
 from bot.errors import ConfigError
-from bot.jobs import FILENAME as JOBS_FILENAME
-from bot.jobs import JobStore
-from bot.storage import LogEntry, Storage
+from bot.storage import FILENAME, LogEntry, Storage
 from index.library import add_paths, build_library_index, library_root, list_documents
 from index.store import build_index, build_lock, current_version, list_versions
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED, SEED_DOCX, SEED_PDF
@@ -142,16 +141,17 @@ def _library_files(data: Path) -> list[str]:
 
 
 def test_configured_only_with_a_token():
-    assert not admin.configured({"ADMIN_TOKEN": None}) and not admin.configured({})
-    assert admin.configured({"ADMIN_TOKEN": TOKEN})
-    admin.validate({"ADMIN_TOKEN": TOKEN})
-    admin.validate({"ADMIN_TOKEN": None})  # unset: the admin API is simply off
+    assert not admin.configured(Settings.from_mapping({"ADMIN_TOKEN": None}))
+    assert not admin.configured(Settings.from_mapping({}))
+    assert admin.configured(Settings.from_mapping({"ADMIN_TOKEN": TOKEN}))
+    admin.validate(Settings.from_mapping({"ADMIN_TOKEN": TOKEN}))
+    admin.validate(Settings.from_mapping({"ADMIN_TOKEN": None}))  # unset: the admin API is simply off
 
 
 @pytest.mark.parametrize("token", ["short", "a token with spaces in it"])
 def test_weak_token_is_refused_naming_the_variable(token):
     with pytest.raises(ConfigError, match="POLICYBOT_ADMIN_TOKEN"):
-        admin.validate({"ADMIN_TOKEN": token})
+        admin.validate(Settings.from_mapping({"ADMIN_TOKEN": token}))
 
 
 ENDPOINTS = [
@@ -335,16 +335,16 @@ def test_reindex_while_another_build_holds_the_lock_is_409(client, library):
 
 
 def test_reindex_while_a_job_is_active_is_409_naming_it(client, library):
-    running = JobStore(library / JOBS_FILENAME).create()
+    running = Storage(library / FILENAME).jobs.create()  # queued by another worker
     body = assert_error(client.post("/admin/reindex"), 409, "still queued")
     assert body["job"] == running.id
 
 
 def test_job_of_a_dead_worker_is_failed_when_read(client, library):
-    store = JobStore(library / JOBS_FILENAME)
+    store = Storage(library / FILENAME).jobs  # another worker's connection
     dead = store.create()
     store.update(dead.id, state="running", stage="embed", done=3, total=10)
-    with sqlite3.connect(library / JOBS_FILENAME) as conn:  # its last heartbeat, long ago
+    with sqlite3.connect(library / FILENAME) as conn:  # its last heartbeat, long ago
         conn.execute("UPDATE jobs SET heartbeat = heartbeat - 3600 WHERE id = ?", (dead.id,))
     conn.close()
     job = client.get(f"/admin/jobs/{dead.id}").json

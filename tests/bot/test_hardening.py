@@ -491,12 +491,13 @@ class HtmlAPI:
 
 
 def test_a_200_without_json_from_the_message_api_is_not_logged_as_delivered(caplog) -> None:
-    from bot.delivery import AnswerRunner, OfficialAccountClient, OfficialAccountCourier
+    from bot.answering import AnswerRunner
+    from bot.platforms import OfficialAccountClient, OfficialAccountCourier
 
     api = HtmlAPI()
     courier = OfficialAccountCourier(OfficialAccountClient("wx0123456789abcdef", "secret", api_base=api.base))
     runner = AnswerRunner(budget_s=0.0, workers=1)
-    caplog.set_level(logging.INFO, logger="bot.delivery")
+    caplog.set_level(logging.INFO, logger="bot.answering")
     try:
         assert runner.answer("wechat:u:1", lambda: (time.sleep(0.05), "答案")[1],
                              lambda text: courier.deliver("oUser", text)) is None
@@ -557,8 +558,8 @@ def test_the_question_log_keeps_log_days_and_is_pruned_at_start(make, bot_data) 
     assert [e.question for e in get_service(app).storage.questions()] == ["100 days ago", "1 days ago"]
 
 
-def test_deleting_the_jobs_database_while_serving_is_no_500(make, bot_data) -> None:
-    from bot.jobs import FILENAME as JOBS
+def test_deleting_the_database_while_serving_the_jobs_is_no_500(make, bot_data) -> None:
+    from bot.storage import FILENAME as JOBS
 
     client = make({"ADMIN_TOKEN": TOKEN}, data=bot_data).test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}

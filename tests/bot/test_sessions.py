@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.sessions import SharedSessionMemory
 from bot.storage import FILENAME, Storage
 
@@ -57,3 +59,31 @@ def test_follow_up_reaching_another_worker_keeps_its_topic(make_app, bot_data):
     stranger = _client(worker_b, "visitor-fedcba9876543210").post("/api/ask", json={"question": "还有呢"}).get_json()
     assert more["hits"] and not more["abstained"]  # more on the kindergarten question, from the other worker
     assert not stranger["hits"]  # nothing to go on for a user with no earlier question
+
+
+def test_a_session_survives_the_database_whole():
+    from dataclasses import fields
+
+    from bot.sessions import Session, _dump, _load
+
+    session = Session(topic="幼儿园", focus="高中", shown=(("plan", "3"), ("law", "11")), answered=("plan", "3"),
+                      doc_id="plan", at=12.5)
+    assert {f.name for f in fields(Session)} == set(json.loads(_dump(session)))  # no field forgotten
+    assert _load(_dump(session)) == session
+
+
+def test_deferred_changes_are_seen_at_once_and_written_with_the_caller(tmp_path):
+    storage = Storage(tmp_path / FILENAME)
+    try:
+        memory = SharedSessionMemory(storage)
+        key = ("wechat", "oUser")
+        with memory.deferred() as write:
+            memory.update(key, topic="幼儿园")
+            memory.update(key, focus="高中")
+            assert memory.get(key).topic == "幼儿园" and memory.get(key).focus == "高中"
+            assert SharedSessionMemory(storage).get(key) is None  # not written yet
+        with storage.transaction() as conn:
+            write(conn)
+        assert SharedSessionMemory(storage).get(key).focus == "高中"
+    finally:
+        storage.close()

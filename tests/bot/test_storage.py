@@ -299,3 +299,22 @@ def test_raw_user_id_never_reaches_the_database_file(app, bot_data):
         assert raw not in path.read_bytes(), path.name
     service.close()
     assert all(raw not in path.read_bytes() for path in bot_data.glob(f"{FILENAME}*"))
+
+
+# -- admission: the signed pair and the rate count, decided with the claim ----------------------
+
+
+def test_admission_is_decided_in_the_claim(storage):
+    from bot.storage import Admission
+
+    pair = ("wechat", "1700000000", "nonce1", "digest-a")
+    first = Admission(nonce=pair, rate=("wechat:u", 60, 2))
+    assert storage.claim("m1", stale_after_s=30, admission=first).state == "claimed" and first.nonce_ok
+    forged = Admission(nonce=(*pair[:3], "digest-b"))  # the same pair with another body
+    assert storage.claim("m2", stale_after_s=30, admission=forged).state == "replayed"
+    assert forged.nonce_ok is False and storage.claim("m2", stale_after_s=30).state == "claimed"  # not claimed
+    retry = Admission(nonce=pair, rate=("wechat:u", 60, 2))  # a platform retry: same pair, same body
+    assert storage.claim("m1", stale_after_s=30, admission=retry).state == "pending" and retry.nonce_ok
+    over = Admission(rate=("wechat:u", 60, 2))  # the third message of this user in the minute
+    assert storage.claim("m3", stale_after_s=30, admission=over).state == "limited"
+    assert storage.claim("m3", stale_after_s=30).state == "claimed"  # the refused one left no claim

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from bot.channels import telegram
 from bot.channels._xml import MAX_BODY_BYTES
+from bot.config import Settings
 from bot.domain import TELEGRAM_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
@@ -153,7 +154,7 @@ def test_late_answers_go_through_send_message(make_telegram, fake) -> None:
 ])
 def test_validate_names_the_variable(settings, variable) -> None:
     with pytest.raises(ConfigError, match=variable):
-        telegram.validate(settings)
+        telegram.validate(Settings.from_mapping(settings))
 
 
 def test_a_token_without_a_secret_stops_the_start(make_app) -> None:
@@ -162,6 +163,6 @@ def test_a_token_without_a_secret_stops_the_start(make_app) -> None:
 
 
 def test_configured() -> None:
-    telegram.validate({"TELEGRAM_SECRET": SECRET})
-    assert telegram.configured({"TELEGRAM_SECRET": SECRET})
-    assert not telegram.configured({})
+    telegram.validate(Settings.from_mapping({"TELEGRAM_SECRET": SECRET}))
+    assert telegram.configured(Settings.from_mapping({"TELEGRAM_SECRET": SECRET}))
+    assert not telegram.configured(Settings.from_mapping({}))

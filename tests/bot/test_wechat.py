@@ -13,7 +13,7 @@ import xmltodict
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import compose, delivery
+from bot import answering, compose
 from bot.channels import wechat
 from bot.channels._xml import (
     MAX_BODY_BYTES,
@@ -25,6 +25,7 @@ from bot.channels._xml import (
     load_xml,
     require_fields,
 )
+from bot.config import Settings
 from bot.domain import WECHAT_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
@@ -159,14 +160,14 @@ GOOD = {"WECHAT_TOKEN": TOKEN, "WECHAT_AES_KEY": AES_KEY, "WECHAT_APPID": APPID,
 ])
 def test_validate_names_the_variable(change: dict, variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        wechat.validate({**GOOD, **change})
+        wechat.validate(Settings.from_mapping({**GOOD, **change}))
 
 
 def test_validate_accepts_good_settings() -> None:
-    wechat.validate(GOOD)
-    wechat.validate({"WECHAT_TOKEN": 123456})  # an env value JSON-decoded to a number
-    assert wechat.configured(GOOD)
-    assert not wechat.configured({})
+    wechat.validate(Settings.from_mapping(GOOD))
+    wechat.validate(Settings.from_mapping({"WECHAT_TOKEN": 123456}))  # an env value JSON-decoded to a number
+    assert wechat.configured(Settings.from_mapping(GOOD))
+    assert not wechat.configured(Settings.from_mapping({}))
 
 
 # -- the webhook, against the real index ----------------------------------------------------------
@@ -307,7 +308,7 @@ def test_late_answers_are_delivered_with_one_token(make_wechat, fake) -> None:
     assert_quotes_class_size_answer(next(t for t in sent if "大班额" in t))
     # A retry of a message whose answer went to the courier gets no second copy, and is not asked again.
     assert post(client, platform.push(late)).get_data(as_text=True) == "success"
-    delivery.shutdown(app)  # returns once every answer still running, and its delivery, has finished
+    answering.shutdown(app)  # returns once every answer still running, and its delivery, has finished
     assert len(fake.sent("message/custom/send")) == 2
     assert [q.question for q in get_service(app).storage.questions()].count(CLASS_SIZE) == 1
 

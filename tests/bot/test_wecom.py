@@ -15,6 +15,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WorkCrypto
 
 from bot.channels import wecom
 from bot.channels._xml import MAX_BODY_BYTES
+from bot.config import Settings
 from bot.domain import WECHAT_LIMIT
 from bot.errors import ConfigError
 from bot.service import get_service
@@ -235,9 +236,9 @@ GOOD = {"WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY, "WECOM_CORP_ID": CORP_ID
 ])
 def test_validate_names_the_variable(change, variable) -> None:
     with pytest.raises(ConfigError, match=variable):
-        wecom.validate({**GOOD, **change})
+        wecom.validate(Settings.from_mapping({**GOOD, **change}))
 
 
 def test_validate_accepts_good_settings() -> None:
-    wecom.validate(GOOD)
-    assert wecom.configured(GOOD) and not wecom.configured({})
+    wecom.validate(Settings.from_mapping(GOOD))
+    assert wecom.configured(Settings.from_mapping(GOOD)) and not wecom.configured(Settings.from_mapping({}))
