@@ -2,22 +2,23 @@
 in the background, roll back, and read what users asked.
 
 Mounted only when ``POLICYBOT_ADMIN_TOKEN`` is set (:func:`configured`, :func:`validate`,
-like the channel modules). Every API view needs ``Authorization: Bearer <token>``
+like the channel modules); without it :mod:`bot.admin_off` answers ``/admin`` with a Chinese page
+that says how to switch it on. Every API view needs ``Authorization: Bearer <token>``
 (:func:`require_admin_token`); the page ``GET /admin`` holds no data and is served
 without it, its script sends the token the admin typed. Every error of the API is
 ``{"ok": false, "error": …, "status": …}`` from the blueprint's one handler
-(:func:`handle_error`).
+(:func:`handle_error`), ``error`` in Chinese for the page (:mod:`bot.admin_text`).
 
-Endpoints: ``GET/POST /admin/documents``, ``DELETE /admin/documents/<id>``,
-``POST /admin/reindex`` → 202 ``{"job"}``, ``GET /admin/jobs[/<id>]``,
-``GET /admin/versions``, ``POST /admin/rollback``, ``GET /admin/stats``.
+Endpoints: ``GET/POST /admin/documents``, ``POST /admin/documents/preview``,
+``DELETE /admin/documents/<id>``, ``POST /admin/reindex`` → 202 ``{"job"}``,
+``GET /admin/jobs[/<id>]``, ``GET /admin/versions``, ``POST /admin/rollback``,
+``GET /admin/stats``, ``POST /admin/ask`` (the test box).
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -28,10 +29,27 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
 
+from bot.admin_off import MIN_TOKEN_CHARS, locked_down
+from bot.admin_text import chinese
 from bot.config import Settings, settings_of
 from bot.errors import ConfigError
 from bot.jobs import JobConflict, JobStore, start_reindex, storage_problem
-from bot.uploads import MAX_NAME_BYTES, MAX_NAME_CHARS, overrides, safe_filename, staging, sweep_uploads  # noqa: F401
+from bot.storage.jobs import STAGES, Job
+from bot.storage.log import ADMIN_CHANNEL
+from bot.uploads import (  # noqa: F401
+    MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
+    check_not_duplicate,
+    file_sha256,
+    overrides,
+    parse_upload,
+    preview_json,
+    received,
+    safe_filename,
+    staging,
+    sweep_uploads,
+    upload_id,
+)
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
 
@@ -45,7 +63,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", s
 SETTINGS: tuple[str, ...] = ("POLICYBOT_ADMIN_TOKEN",)
 JOBS = "policybot.jobs"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MIN_TOKEN_CHARS = 16
 
 #: Status of each error the admin API expects; anything else is a 500.
 _STATUS: dict[type[Exception], int] = {
@@ -128,7 +145,10 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
     if status == 500:
         log.error("%s %s failed", request.method, request.path, exc_info=exc)
         message = "internal error (see the server log)"
-    body: dict[str, Any] = {"ok": False, "error": message, "status": status}
+    error = chinese(message, status)
+    body: dict[str, Any] = {"ok": False, "error": error, "status": status}
+    if error != message:
+        body["detail"] = message  # the English original, for scripts and bug reports
     if isinstance(exc, JobConflict):
         body["job"] = exc.job.id  # the page watches the running job instead
     response = jsonify(body)
@@ -143,12 +163,7 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
 @bp.get("")
 def page() -> Response:
     """The admin page (no data in it: its script logs in with the token and calls the API)."""
-    response = Response(render_template("admin.html", max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-        "img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return locked_down(Response(render_template("admin.html", max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024))))
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -165,26 +180,29 @@ def documents() -> Response:
 @require_admin_token
 def upload() -> tuple[Response, int]:
     """Add the uploaded ``file`` (.txt .md .docx .pdf), with optional ``title`` and ``year`` fields that
-    replace the parsed ones, to the library; 400 says why a file is refused."""
+    replace the parsed ones, to the library; 400 says why a file is refused, 409 that the library has it."""
     from index.library import add_document, list_documents
 
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadRequest('send the document as the multipart form field "file"')
-    name = safe_filename(upload.filename)
     title, year = overrides(request.form)
     data = _data_dir()
-    before = {r.doc_id for r in list_documents(data)}
-    with staging(data) as tmp:
-        path = tmp / name
-        upload.save(path)
-        try:
-            record = add_document(data, path, filename=name, title=title, year=year)
-        except CorpusError as exc:
-            # The loader names the temporary file; the admin knows the file by its own name.
-            raise CorpusError(str(exc).replace(str(path), name)) from None
-    body = {**record_json(record), "replaced": record.doc_id in before}
+    records = list_documents(data)
+    with received(request.files, data) as (path, name):
+        check_not_duplicate(records, upload_id(name), file_sha256(path), title=title, year=year)
+        record = add_document(data, path, filename=name, title=title, year=year)
+    body = {**record_json(record), "replaced": record.doc_id in {r.doc_id for r in records}}
     return jsonify(body), 201
+
+
+@bp.post("/documents/preview")
+@require_admin_token
+def preview() -> Response:
+    """How the uploaded ``file`` would be split (sections, items, sentences), with its parsed title and
+    year and the library document it would replace or repeat; nothing is stored."""
+    from index.library import list_documents
+
+    with received(request.files, _data_dir()) as (path, name):
+        sha, parsed = file_sha256(path), parse_upload(path, name)
+    return jsonify(preview_json(parsed, name, sha, list_documents(_data_dir())))
 
 
 @bp.delete("/documents/<doc_id>")
@@ -208,11 +226,12 @@ def library_state(data_dir: Path) -> dict[str, Any]:
     """The library against the served version: each document's ``status`` is ``served``
     (indexed as it is), ``changed`` (replaced since) or ``new``; ``removed`` lists served
     documents no longer in the library. Any of these means a re-index is due."""
+    from index.domain import document_sha256
     from index.library import list_documents, load_documents
-    from index.store import current_version, document_sha256
+    from index.store import current_version, version_manifest
 
     version = current_version(data_dir)
-    served = {d["doc_id"]: d for d in read_manifest(data_dir, version).get("documents", [])}
+    served = {d["doc_id"]: d for d in version_manifest(data_dir, version).get("documents", [])}
     texts = {doc.doc_id: document_sha256(doc) for doc in load_documents(data_dir)}
     rows = []
     for record in list_documents(data_dir):
@@ -223,18 +242,6 @@ def library_state(data_dir: Path) -> dict[str, Any]:
     removed = [{"id": d["doc_id"], "title": d["title"]} for d in served.values() if d["doc_id"] not in library]
     due = bool(removed) or any(row["status"] != "served" for row in rows)
     return {"version": version, "documents": rows, "removed": removed, "reindex_needed": due}
-
-
-def read_manifest(data_dir: Path, version: str | None) -> dict[str, Any]:
-    """The manifest of index ``version`` ({} when there is none)."""
-    from index.store import index_root
-
-    if not version:
-        return {}
-    try:
-        return json.loads((index_root(data_dir) / version / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing or damaged: the versions list says which
-        return {}
 
 
 # -- index jobs and versions ----------------------------------------------------------------
@@ -265,7 +272,7 @@ def reindex() -> tuple[Response, int, dict[str, str]]:
 @require_admin_token
 def job_list() -> Response:
     """The newest jobs first (the page resumes watching a running one)."""
-    return jsonify(jobs=[job.to_json() for job in jobs().recent()])
+    return jsonify(jobs=[job_json(job) for job in jobs().recent()])
 
 
 @bp.get("/jobs/<job_id>")
@@ -275,24 +282,37 @@ def job(job_id: str) -> Response:
     found = jobs().get(job_id)
     if found is None:
         raise NotFound(f"no job {job_id!r}; GET /admin/jobs lists the recent ones")
-    return jsonify(found.to_json())
+    return jsonify(job_json(found))
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job in the API's shape, with the progress its stage ends at, and its error in Chinese
+    (``detail``: the English original)."""
+    body = {**job.to_json(), "stage_end": STAGES.get(job.stage, (0.0, 0.0))[1]}  # where the page's bar may glide to
+    if body["error"]:
+        body["detail"], body["error"] = body["error"], chinese(body["error"], 500)
+    return body
 
 
 @bp.get("/versions")
 @require_admin_token
 def versions() -> Response:
-    """The index versions kept, newest first, which one is published, which one is served
-    (another when the published one is damaged), and what is wrong with each damaged one."""
-    from index.integrity import index_health
+    """The index versions kept, newest first, each with what it changed (``label``), which one is
+    published, which one is served (another when the published one is damaged), and what is
+    wrong with each damaged one."""
+    from bot.admin_versions import describe_versions
+    from index.store import index_health, version_manifest
 
     data = _data_dir()
     health = index_health(data)
     problems = {v.version: v.problem for v in health.versions}
+    manifests = {v: version_manifest(data, v) if problems[v] is None else {} for v in problems}
+    labels = describe_versions(list(manifests.items()))
     rows = []
     for version in sorted(problems, reverse=True):
-        manifest = read_manifest(data, version) if problems[version] is None else {}
+        manifest = manifests[version]
         counts = manifest.get("counts", {})
-        rows.append({"version": version, "created": manifest.get("created"),
+        rows.append({"version": version, "created": manifest.get("created"), "label": labels[version],
                      "documents": counts.get("documents"), "items": counts.get("items"),
                      "titles": [d.get("title") for d in manifest.get("documents", [])],
                      "intact": problems[version] is None, "problem": problems[version]})
@@ -321,13 +341,30 @@ def rollback() -> Response:
     return jsonify(version=roll_back(data, version), previous=previous)
 
 
+# -- the test box ---------------------------------------------------------------------------
+
+
+@bp.post("/ask")
+@require_admin_token
+def ask() -> Response:
+    """Answer ``{"question"}`` as /api/ask does, logged as the test box's (not counted in the stats)."""
+    from bot.channels.web import question_text
+    from bot.compose import answer_json
+    from bot.domain import Question
+    from bot.service import get_service
+
+    question = Question(channel=ADMIN_CHANNEL, user_id="admin", text=question_text(request))
+    return jsonify(answer_json(get_service().ask(question)))
+
+
 # -- statistics -----------------------------------------------------------------------------
 
 
 @bp.get("/stats")
 @require_admin_token
 def stats() -> Response:
-    """Questions per day (30 days), answer rate, top unanswered questions and top cited items."""
+    """Questions per day (30 days), answer rate, top unanswered questions and top cited items
+    (users' questions only, not the test box's)."""
     from bot.service import get_service
 
     service = get_service()
@@ -338,7 +375,8 @@ def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days
                    today: date | None = None) -> dict[str, Any]:
     """What the question log says about the last ``days`` days (local time), from ``storage``.
 
-    ``documents`` (the served ones) give cited items their titles.
+    ``documents`` (the served ones) give cited items their titles. The admin's test questions
+    (channel :data:`ADMIN_CHANNEL`) are not counted.
     """
     today = today or date.today()
     first = today - timedelta(days=days - 1)

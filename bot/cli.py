@@ -84,7 +84,7 @@ def index_build(paths: tuple[Path, ...]) -> None:
 @index_group.command("versions")
 def index_versions() -> None:
     """List the kept index versions; * marks the one being served, ! a damaged one (and why)."""
-    from index.integrity import index_health
+    from index.store import index_health
 
     health = index_health(data_dir())
     for v in sorted(health.versions, key=lambda v: v.version):
@@ -237,15 +237,15 @@ def _searcher(ranker=None):
 def _current_manifest():
     """The manifest of the version the bot serves (the published one unless it is damaged) and the
     index's health."""
-    from index.integrity import index_health, read_manifest
-    from index.store import index_root
+    from index.store import index_health, index_root, version_manifest
 
     health = index_health(data_dir())
-    if health.served is None:
+    manifest = version_manifest(data_dir(), health.served)
+    if not manifest:
         problems = "".join(f"; {v.version}: {v.problem}" for v in health.damaged)
         raise click.ClickException(f"no intact index in {index_root(data_dir())}{problems}; "
                                    "run `policybot index build`")
-    return read_manifest(index_root(data_dir()) / health.served), health
+    return manifest, health
 
 
 class _progress:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
 from bot.phrases import PHRASES, ZH, Phrases
-from index.domain import Document, Hit, WorkItem
+from index.domain import Document, Hit, ItemAddress, WorkItem
 from index.search import SearchResult
 
 if TYPE_CHECKING:
@@ -149,12 +149,13 @@ def _shrink(limit: Limit, reserve: str) -> Limit:
 
 def cite_hit(hit: Hit) -> Citation:
     """The citation of a search hit."""
-    return Citation(hit.doc_title, hit.section, hit.item_number, hit.item_title, hit.item_locator, hit.item_label)
+    return Citation.at(hit.address, hit.doc_title, hit.item_title)
 
 
 def cite_item(doc: Document, item: WorkItem) -> Citation:
     """The citation of an item of ``doc``, under the section heading the document writes."""
-    return Citation(doc.title, doc.section_of(item).heading, item.number, item.title, item.locator, item.label)
+    address = ItemAddress(doc.doc_id, doc.section_of(item).heading, item.number, item.locator, item.label)
+    return Citation.at(address, doc.title, item.title)
 
 
 def item_ref(locator: str, number: int) -> str:
@@ -323,7 +324,8 @@ def _faq(draft: Draft) -> Answer:
     hit = Hit(doc_id=FAQ_DOC, doc_title=FAQ_TITLE, year=None, section=day, item_number=entry.id,
               item_title=entry.question, item_locator=str(entry.id), sentences=(entry.answer,),
               score=similarity, confidence=similarity, text=entry.answer)
-    return Answer(f"{body}\n{cite}", "faq", (Citation(FAQ_TITLE, day, entry.id, entry.question),), (hit,),
+    citation = Citation(FAQ_TITLE, day, entry.id, entry.question, str(entry.id), doc_id=FAQ_DOC)
+    return Answer(f"{body}\n{cite}", "faq", (citation,), (hit,),
                   similarity, False, truncated)
 
 

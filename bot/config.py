@@ -109,7 +109,8 @@ class Settings:
     proxies: int = _setting(0, "Reverse proxies in front of the bot whose X-Forwarded-For is trusted "
                                "(the client address the rate limit counts).", _whole)
     log_days: int = _setting(180, "Days the question log keeps a question (pruned at start and daily).", _count)
-    admin_token: str | None = _setting(None, "Bearer token of the admin API (unset: admin API off).", secret=True)
+    admin_token: str | None = _setting(None, "Bearer token of the admin API and page, 16 characters or more without "
+                                       "spaces (unset: /admin only says how to switch it on).", secret=True)
     wechat_token: str | None = _setting(None, "WeChat Official Account Token (setting it mounts /wechat).",
                                         secret=True)
     wechat_aes_key: str | None = _setting(

@@ -25,6 +25,7 @@ from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
 from index.domain import Document, Hit, WorkItem
 from index.numerals import cn_int
+from index.rank import NEUTRAL_THRESHOLD
 from index.search import Searcher, SearchResult
 
 if TYPE_CHECKING:
@@ -46,8 +47,8 @@ class DialogSettings:
     max_users: int = 10_000  # users whose follow-up context is kept (least recent dropped first)
     search_k: int = 3  # items asked from the searcher per question
     # Items after the first are quoted only this sure (a Hit's calibrated confidence); the same
-    # bar decides whether a follow-up's re-ranked result still answers. 0.5 is the searcher's default.
-    min_confidence: float = 0.5
+    # bar decides whether a follow-up's re-ranked result still answers: the ranker's even odds.
+    min_confidence: float = NEUTRAL_THRESHOLD
 
     def __post_init__(self) -> None:
         for name in ("followup_ttl_s", "max_items", "max_sentences", "max_users", "search_k"):
@@ -175,9 +176,8 @@ class Dialog:
 
     def _remember(self, key: SessionKey, text: str, plan: _Plan, answer: Answer) -> None:
         # the items the reply names, so that "回复 12" opens item 12 of the same document
-        cited = {(c.doc_title, c.item_locator) for c in answer.citations}
-        shown = tuple((h.doc_id, h.item_locator) for h in answer.hits
-                      if answer.abstained or (h.doc_title, h.item_locator) in cited)
+        cited = {c.address.key for c in answer.citations}
+        shown = tuple(h.address.key for h in answer.hits if answer.abstained or h.address.key in cited)
         top = answer.hits[0] if answer.kind == "answer" and answer.hits else None
         answered = (top.doc_id, top.item_locator) if top else None
         if plan.mode == "new":
@@ -429,7 +429,7 @@ def _key(question: Question) -> SessionKey:
 
 def _drop_shown(result: SearchResult, shown: tuple[tuple[str, str], ...]) -> SearchResult:
     seen = set(shown)
-    hits = tuple(h for h in result.hits if (h.doc_id, h.item_locator) not in seen)
+    hits = tuple(h for h in result.hits if h.address.key not in seen)
     confidence = hits[0].confidence if hits else 0.0
     return replace(result, hits=hits, confidence=confidence, abstained=result.abstained or not hits)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from index.domain import Hit
+from index.domain import Hit, ItemAddress
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,17 @@ class Citation:
     item_title: str
     item_locator: str = ""
     item_label: str = ""
+    doc_id: str = ""
+
+    @classmethod
+    def at(cls, address: ItemAddress, doc_title: str, item_title: str) -> Citation:
+        """The citation of the item at ``address`` (a hit's, or an item's of a document)."""
+        return cls(doc_title, address.section, address.number, item_title, address.locator, address.label,
+                   address.doc_id)
+
+    @property
+    def address(self) -> ItemAddress:
+        return ItemAddress(self.doc_id, self.section, self.item_number, self.item_locator, self.item_label)
 
     def render(self) -> str:
         """``《衡阳市教育局2020年工作要点》五、深化教学改革… › 12. 办好普惠优质学前教育``;

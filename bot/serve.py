@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 import socket
 import sys
@@ -53,6 +54,7 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
         sys.exit(run_get(app, get_path))
     require_free_port(host, port)
     _configure_logging()
+    serving_threads()
     run_gunicorn(_warm_app, host=host, port=port, workers=workers)
 
 
@@ -114,8 +116,7 @@ def load_settings() -> Settings:
 def require_index(data_dir: Path) -> None:
     """Fail with instructions unless some intact index version is under ``data_dir`` (the workers
     fall back to the newest intact one when ``current`` is missing or damaged)."""
-    from index.integrity import index_health
-    from index.store import index_root
+    from index.store import index_health, index_root
 
     if index_health(data_dir).served is None:
         raise click.ClickException(f"no index in {index_root(data_dir)}; run `policybot index build` first "
@@ -168,6 +169,18 @@ def parse_since(value: str, *, now: float | None = None) -> float:
     except ValueError:
         raise click.BadParameter(f"expected a span like 7d, 24h, 30m, 2w or a date like 2026-11-01, "
                                  f"got {value!r}", param_hint="--since") from None
+
+
+def serving_threads(environ: dict[str, str] | None = None) -> None:
+    """One OpenMP thread per computation in the workers, unless the operator set ``OMP_NUM_THREADS``.
+
+    A server computes many questions at once (workers x threads); an embedder or BLAS call that
+    spreads one question over every core only makes its teams spin against each other, which
+    costs throughput (measured by ``scripts/load.py new``). Set before the workers start, so the
+    embedder and faiss load with it.
+    """
+    env = os.environ if environ is None else environ
+    env.setdefault("OMP_NUM_THREADS", "1")
 
 
 def run_gunicorn(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> None:

@@ -127,11 +127,10 @@ class SearcherProvider:
         threading.Thread(target=self._reload, args=(published,), name="policybot-reload", daemon=True).start()
 
     def _reload(self, version: str) -> None:
-        from index.integrity import check_version
-        from index.store import index_root
+        from index.store import check_version
 
         try:
-            health = check_version(index_root(self.data_dir) / version)
+            health = check_version(self.data_dir, version)
             if not health.intact:
                 self._refuse(version, health.problem or "damaged")
                 return

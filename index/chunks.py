@@ -42,3 +42,11 @@ def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
         hash=content_hash(f"{item.title}\n{text}"),
         item_label=item.label,
     )
+
+
+def chunk_embed_text(chunk: Chunk) -> str:
+    """The text embedded for ``chunk``. A sentence alone often lacks its topic
+    ("基本消除55人以上大班额" says nothing of schools); the item title gives the embedder that context."""
+    if chunk.kind == "sentence" and chunk.item_title and chunk.item_title not in chunk.text:
+        return f"{chunk.item_title}：{chunk.text}"
+    return chunk.text

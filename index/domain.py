@@ -10,11 +10,31 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def content_hash(text: str) -> str:
     """Stable hash of a chunk's text, used to skip re-embedding unchanged sentences."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ItemAddress:
+    """Where a work item is: the one address type of chunks, hits and citations.
+
+    ``(doc_id, locator)`` identifies the item (:attr:`key`); ``section``, ``number`` and
+    ``label`` say how a citation names it (``五、深化教学改革… › 12.``, ``第十一条``).
+    """
+
+    doc_id: str
+    section: str
+    number: int
+    locator: str
+    label: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.doc_id, self.locator)
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,10 @@ class Chunk:
     hash: str = field(default="")
     item_label: str = ""
 
+    @property
+    def address(self) -> ItemAddress:
+        return ItemAddress(self.doc_id, self.section, self.item_number, self.item_locator, self.item_label)
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -130,3 +154,28 @@ class Hit:
     item_label: str = ""
     text: str = ""  # the item's full text, verbatim
     ref: str = ""  # what a user types to open the item: unique across the library
+
+    @property
+    def address(self) -> ItemAddress:
+        return ItemAddress(self.doc_id, self.section, self.item_number, self.item_locator, self.item_label)
+
+
+def document_sha256(doc: Document) -> str:
+    """Hash of a document's text, as recorded in the manifest (compare it to see what is served)."""
+    return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+
+
+def document_from_dict(d: dict[str, Any]) -> Document:
+    """Rebuild a :class:`Document` from its ``asdict`` form (documents.json, parsed.json)."""
+    sections = tuple(
+        Section(number=s["number"], title=s["title"], label=s.get("label", ""),
+                items=tuple(_item_from_dict(i) for i in s["items"]))
+        for s in d["sections"]
+    )
+    fields = {k: v for k, v in d.items() if k not in ("sections", "preamble")}
+    return Document(**fields, preamble=tuple(Sentence(**s) for s in d["preamble"]), sections=sections)
+
+
+def _item_from_dict(d: dict[str, Any]) -> WorkItem:
+    fields = {k: v for k, v in d.items() if k != "sentences"}
+    return WorkItem(**fields, sentences=tuple(Sentence(**s) for s in d["sentences"]))

@@ -5,7 +5,7 @@ Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the p
 "幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
 answering checks the expected answer type; this module does that for the types
 parents ask about that policy documents often do not contain: a price, a time, a date,
-a count, a duration, a score line, a named person, a procedure, a phone number or an
+a count, a duration, an age, a score line, a named person, a procedure, a phone number or an
 address.
 """
 
@@ -59,6 +59,13 @@ FACT_TYPES: tuple[FactType, ...] = (
         "duration",
         re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)(?:天|年|个月|周|小时|学时|课时)(?!级)|how long", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+    ),
+    FactType(
+        "age",
+        # an age asked (几岁上学, 多大能入园): answered by text stating one (六周岁 reads 6周岁)
+        re.compile(r"几岁|几周岁|多少岁|多少周岁|多大(?:年龄|岁数|年纪)|多大(?:才|就)?(?:能|可以)?(?:上|读|入)|年龄[^，。？?！!]{0,4}(?:多少|几)|"
+                   r"what age|how old", re.I),
+        re.compile(r"\d+\s*(?:周岁|岁)"),
     ),
     FactType(
         "score_line",

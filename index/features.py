@@ -129,7 +129,10 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
 
     Not here, because leave-one-document-out fits showed them to hurt on documents the fit
     had not seen: BM25 of the synonym expansion (it pulls in whole-document words; it still
-    adds candidates), and how well an item's document as a whole fits the question.
+    adds candidates), how well an item's document as a whole fits the question, and whether an
+    item states the kind of fact asked (an age, a price: :mod:`index.facts`) — it lifted items that
+    state *a* price over the ones on topic, so the answer-type rule stopped declining unanswerable
+    questions (0.737 → 0.658 of them held out, Recall@1 unchanged).
     """
     n = len(items)
     lo, hi = lib.item_chunk[items, 0], lib.item_chunk[items, 1]

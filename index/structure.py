@@ -19,9 +19,11 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from index.domain import Document, Section, Sentence, WorkItem
+from index.domain import Document, Section, WorkItem
 from index.loader import load_text
 from index.numerals import cn_int
+from index.sentences import TERMINALS, split_sentences
+from index.titles import document_title, document_year
 
 _CN = "零〇一二两三四五六七八九十百千"
 _NUM = rf"\d{{1,4}}|[{_CN}]{{1,8}}"
@@ -41,25 +43,6 @@ _TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<
                          r"\s*+\d{1,4}(?!\d)")
 _TOC_HEADING = re.compile(r"目\s*录")
 _MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
-_BOOK_TITLE = re.compile(r"《([^《》\n]{2,80})》")
-_DATE_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
-                        r"|[-./]\d{1,2}[-./]\d{1,2})")
-_ANY_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
-_TERMINALS = frozenset("。！？；")
-_TABLE_ROW = re.compile(r"\S \| \S|\S\t+\S|^\|.*\|\s*$")
-# What an official document calls itself at the end of its title.
-_DOC_KIND = re.compile(r"(?:通知|意见|方案|规划|计划|要点|办法|条例|规定|法|决定|细则|纲要|标准|公告|通报|报告|指南|"
-                       r"规则|章程|规程|守则|批复|函|通告|说明)(?:[（(][^）)]{1,12}[）)])?$")
-# A sender's letterhead or a document number: never the title.
-_LETTERHEAD = re.compile(r"^[^，。；]{2,24}(?:文件|教育局|教育厅|委员会|人民政府|办公室|办公厅)$"
-                         r"|[〔\[]\d{4}[〕\]]|第?\d+号$")
-# An amendment-history line quotes the names the document had before.
-_HISTORY = re.compile(r"(?:19|20)\d{2}\s*年[^。]{0,60}(?:通过|修正|修订|公布|施行|发布|批准)")
-_ASCII_TERMINALS = frozenset("!?;")
-# opener -> the closers that match it (writers mix full-width and ASCII parentheses)
-_PAIRS = {"（": "）)", "(": ")）", "“": "”", "‘": "’", "《": "》", "「": "」", "『": "』", "【": "】",
-          "〔": "〕"}
-_CLOSERS = frozenset("".join(_PAIRS.values()))
 _NEXT_LINE = re.compile(r"\s*([^\n]{1,60})(?:\n|$)")
 _TITLE_CUT = 24
 
@@ -86,36 +69,17 @@ def parse_document(text: str, *, doc_id: str, source: str = "", format: str = "t
     markers = _markers(lines)
     body_start = lines[markers[0].line].start if markers else len(text)
     head = [ln for ln in lines if ln.start < body_start and ln.body and not ln.toc]
-    title = _title(head) or doc_id
+    title = document_title(head) or doc_id
     return Document(
         doc_id=doc_id,
         title=title,
-        year=_year(title, head),
+        year=document_year(title, head),
         text=text,
         preamble=tuple(s for ln in head for s in split_sentences(ln.body, ln.start)),
         sections=_assemble(text, lines, markers),
         source=source,
         format=format,
     )
-
-
-def split_sentences(text: str, base: int = 0) -> tuple[Sentence, ...]:
-    """Split after 。！？；!?; and at line breaks, never inside （…）, (…), “…” and the like,
-    and never inside a table row (one line with cells joined by `` | `` or tabs).
-
-    Offsets are ``base`` plus the position in ``text``; surrounding whitespace is stripped.
-    """
-    sentences: list[Sentence] = []
-    pos = 0
-    for line in text.split("\n"):
-        start = 0
-        # a table row ("项目: 新增学位 | 目标: 5000个") is quoted whole, each value beside its header
-        for end in () if _TABLE_ROW.search(line) else _sentence_ends(line):
-            _emit(sentences, line, start, end, base + pos)
-            start = end
-        _emit(sentences, line, start, len(line), base + pos)
-        pos += len(line) + 1
-    return tuple(sentences)
 
 
 # -- lines and markers ------------------------------------------------------------------------
@@ -350,7 +314,7 @@ def _heading_title(text: str, rest: int, line_end: int) -> tuple[str, int]:
     head = text[rest:line_end]
     if not head.strip():
         nxt = _NEXT_LINE.match(text, line_end)
-        if nxt is None or nxt.group(1).rstrip().endswith(tuple(_TERMINALS)):
+        if nxt is None or nxt.group(1).rstrip().endswith(tuple(TERMINALS)):
             return "", line_end
         return nxt.group(1).strip(), nxt.end(1)
     stop = head.find("。")
@@ -368,102 +332,6 @@ def _item_title(body: str, *, law: bool) -> str:
     sentences = split_sentences(first_line)
     head = sentences[0].text.rstrip("。！？；!?;：:，,") if sentences else ""
     return head if len(head) <= _TITLE_CUT else head[:_TITLE_CUT] + "…"
-
-
-# -- title and year --------------------------------------------------------------------------
-
-
-def _title(head: list[_Line]) -> str:
-    """The document's own title, from the lines before its first section.
-
-    In order: a Markdown ``# heading``; a 《…》 naming a kind of document (关于印发《…》的通知
-    gives the plan it prints); a line ending with a kind of document (…的通知, …条例), joined
-    across a line break. Letterheads (绍兴市教育局, 〔2021〕12号) and amendment-history lines
-    (1985年…通过) never give the title: they name the sender or an older name.
-    """
-    if heading := next((ln.body for ln in head[:8] if ln.heading == 1), None):
-        m = _BOOK_TITLE.search(heading)
-        return (m.group(1) if m else heading).strip()
-    lines = _title_lines(head[:12])
-    for text in lines:
-        for m in _BOOK_TITLE.finditer(text):
-            if _DOC_KIND.search(m.group(1)):
-                return m.group(1).strip()
-    for text in lines:
-        if len(text) <= 80 and _DOC_KIND.search(text):
-            return text
-    return next((t for t in lines if len(t) <= 40 and not t.endswith(tuple(_TERMINALS))), "")
-
-
-def _title_lines(head: list[_Line]) -> list[str]:
-    """Head lines that can hold a title, with a title broken over two lines joined again."""
-    bodies = [ln.body.strip() for ln in head if not _LETTERHEAD.search(ln.body.strip())
-              and not _HISTORY.search(ln.body)]
-    out: list[str] = []
-    for body in bodies:
-        if out and _DOC_KIND.search(out[-1] + body) and not _DOC_KIND.search(out[-1]) \
-                and len(out[-1]) <= 40 and not out[-1].endswith(tuple(_TERMINALS) + ("：", ":")):
-            out[-1] += body
-        else:
-            out.append(body)
-    return out
-
-
-def _year(title: str, head: list[_Line]) -> int | None:
-    """The year in the title, else the latest dated line of the header (a law's last amendment)."""
-    if m := _ANY_YEAR.search(title):
-        return int(m.group(1))
-    lines = [line.body for line in head[:12]]
-    dated = [int(m.group(1)) for body in lines for m in _DATE_YEAR.finditer(body)]
-    years = [int(m.group(1)) for body in lines for m in _ANY_YEAR.finditer(body)]
-    return max(dated) if dated else (years[0] if years else None)
-
-
-# -- sentences ---------------------------------------------------------------------------------
-
-
-def _sentence_ends(line: str) -> list[int]:
-    """Offsets just after each sentence end in ``line`` that lies outside brackets and quotes."""
-    depth = _bracket_depth(line)
-    ends, i = [], 0
-    while i < len(line):
-        ch = line[i]
-        ascii_end = ch in _ASCII_TERMINALS and (i + 1 == len(line) or not line[i + 1].isascii()
-                                                or line[i + 1].isspace())
-        if depth[i] == 0 and (ch in _TERMINALS or ascii_end):
-            i += 1
-            while i < len(line) and (line[i] in _TERMINALS or line[i] in _CLOSERS):
-                i += 1  # keep "？！" and a stray closing quote with the sentence
-            ends.append(i)
-            continue
-        i += 1
-    return ends
-
-
-def _bracket_depth(line: str) -> list[int]:
-    """Per character, how many matched bracket or quote pairs enclose it (unmatched ones are ignored)."""
-    delta = [0] * (len(line) + 1)
-    stack: list[tuple[str, int]] = []
-    for i, ch in enumerate(line):
-        if stack and ch in _PAIRS.get(stack[-1][0], '"'):
-            _, opened = stack.pop()
-            delta[opened + 1] += 1
-            delta[i] -= 1
-        elif ch in _PAIRS or ch == '"':
-            stack.append((ch, i))
-    depth, running = [], 0
-    for i in range(len(line)):
-        running += delta[i]
-        depth.append(running)
-    return depth
-
-
-def _emit(out: list[Sentence], line: str, start: int, end: int, base: int) -> None:
-    chunk = line[start:end]
-    stripped = chunk.strip()
-    if stripped:
-        lead = len(chunk) - len(chunk.lstrip())
-        out.append(Sentence(stripped, base + start + lead, base + start + lead + len(stripped)))
 
 
 def slug(stem: str) -> str:

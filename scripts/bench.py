@@ -1,7 +1,9 @@
-"""Benchmarks that print figures: index build time, warm ask latency, peak RSS, and search
-latency at 10k and 100k chunks.
+"""Benchmarks that print figures: index build time and CPU per chunk, warm ask latency, peak
+RSS, and search latency at 10k and 100k chunks.
 
-Usage: ``python scripts/bench.py [--questions ../shared/eval/dev.jsonl] [--sizes 10000 100000]``
+Usage: ``python scripts/bench.py [--questions ../shared/eval/dev.jsonl] [--sizes 10000 100000]``;
+``python scripts/bench.py --build`` prints only the build figure (CPU seconds per chunk of a
+cold build of ../shared/corpus, chunks, wall time).
 
 The large indexes are synthetic: documents in the plan's own format whose items recombine
 real sentences of the shared corpus. Their embeddings are seeded into the embedding cache
@@ -27,10 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from index.build import build_from_documents, build_index  # noqa: E402
 from index.chunks import make_chunks  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
+from index.embed_cache import EmbeddingCache  # noqa: E402
 from index.search import open_searcher  # noqa: E402
-from index.store import EmbeddingCache, build_from_documents, build_index  # noqa: E402
+from index.store import version_manifest  # noqa: E402
 from index.structure import parse_document, parse_file  # noqa: E402
 
 CN_NUM = "一二三四五六七八"
@@ -38,11 +42,16 @@ CN_NUM = "一二三四五六七八"
 
 def main() -> None:
     args = _args()
+    if args.build:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_build_cost(Path(tmp))
+        return
     questions = [json.loads(line)["question"] for line in args.questions.read_text(encoding="utf-8").splitlines()
                  if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bench_build(tmp / "seed")
+        bench_build_cost(tmp / "build-cost")
         bench_ask(tmp / "seed", questions)
         print(f"peak RSS at seed scale (build + serve): {_rss_mb():.0f} MB")
         bench_library(tmp / "library")
@@ -70,6 +79,24 @@ def bench_build(data: Path) -> None:
     build_index([ROOT / "corpus"], data)
     warm = time.perf_counter() - start
     print(f"index build corpus/: cold {cold:.1f} s (embeds every chunk), warm {warm:.2f} s (embedding cache hit)")
+
+
+def bench_build_cost(data: Path) -> None:
+    """CPU per chunk of a cold index build of the shared corpus: parse, embed (nothing cached),
+    BM25, FAISS, publish; the CPU of every thread of this process."""
+    shared = sorted(p for p in (ROOT.parent / "shared" / "corpus").iterdir()
+                    if p.suffix in (".txt", ".md") and p.name != "SOURCES.md")
+    cpu, start = _cpu_s(), time.perf_counter()
+    version = build_index(shared, data)
+    cpu, wall = _cpu_s() - cpu, time.perf_counter() - start
+    chunks = version_manifest(data, version)["counts"]["chunks"]
+    print(f"index build of ../shared/corpus ({len(shared)} documents, {chunks} chunks, cold cache, "
+          f"version {version}): {cpu:.1f} s CPU = {1000 * cpu / chunks:.1f} ms CPU per chunk, wall {wall:.1f} s")
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bench_ask(data: Path, questions: list[str]) -> None:
@@ -250,6 +277,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--build", action="store_true", help="only the build figure: CPU per chunk, wall time")
     return parser.parse_args()
 
 

@@ -6,7 +6,7 @@ wechatpy's crypto) on loopback.
     python scripts/load.py recurring   # 100 recurring questions, 500 users: req/s, p50/p99, ratio to bare
     python scripts/load.py new         # questions never seen: embedder CPU per question, ceiling, ratio
     python scripts/load.py profile     # where one message's time goes (pyinstrument), in-process
-    python scripts/load.py url --url http://127.0.0.1:8000/wechat --token T   # a server already running
+    python scripts/load.py url --url http://127.0.0.1:8000/wechat --token T [--rate 150]   # a running server
 
 The index is built once from the test documents (``tests/fixtures/corpus``; ``--corpus`` for
 another folder such as ../shared/corpus) into ``--data`` (default: a folder under /tmp kept for
@@ -22,14 +22,11 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -37,11 +34,10 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from load_servers import AES_KEY, APPID, TOKEN, bare_app, prepare_data, serving  # noqa: E402
 from wechatpy.crypto import WeChatCrypto  # noqa: E402
 from wechatpy.utils import WeChatSigner  # noqa: E402
 
-TOKEN, APPID = "loadtesttoken", "wx0123456789abcdef"
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 FIXTURES = ROOT / "tests" / "fixtures"
 QUESTION_FILES = (FIXTURES / "questions.jsonl", ROOT.parent / "shared" / "eval" / "seed2.jsonl",
                   ROOT.parent / "shared" / "eval" / "dev.jsonl")
@@ -127,17 +123,21 @@ def load_questions(limit: int) -> list[str]:
 
 
 def run_load(url: str, signer: Signer, texts: list[str], *, clients: int, requests: int, users: int,
-             offset: int = 0, timeout: float = 30.0, max_seconds: float = 300.0) -> Tally:
+             offset: int = 0, rate: float = 0.0, timeout: float = 30.0, max_seconds: float = 300.0) -> Tally:
     """``clients`` connections send ``requests`` pushes back to back, message n asking
-    ``texts[offset + n]`` (cyclically) as one of ``users`` users; a reply or ``success`` counts as served."""
+    ``texts[offset + n]`` (cyclically) as one of ``users`` users; a reply or ``success`` counts as served.
+    ``rate`` > 0: open loop, message n leaves at n / rate seconds, whichever client is free sends it."""
     parts = urlsplit(url)
     tally, tickets = Tally(), itertools.count()
     base_id = time.time_ns() // 1000 * 1000
-    deadline = time.monotonic() + max_seconds
+    t0 = time.monotonic()
+    deadline = t0 + max_seconds
 
     def client() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         while (n := next(tickets)) < requests and time.monotonic() < deadline:
+            if rate:
+                time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
             user = f"oLoadTestUser{n % users:05d}"
             query, body = signer.push(user, base_id + n, texts[(offset + n) % len(texts)])
             started = time.perf_counter()
@@ -171,125 +171,15 @@ def _classify(status: int, body: bytes) -> str:
     return "reply" if body.startswith(b"<xml>") else "unexpected body"
 
 
-# -- the servers ------------------------------------------------------------------------------
-
-
-def prepare_data(args: argparse.Namespace) -> Path:
-    """``--data`` with a published index, built from ``--corpus`` on first use."""
-    data = Path(args.data)
-    if (data / "index" / "current").exists():
-        return data
-    from index.library import add_paths, build_library_index
-
-    files = sorted(p for p in Path(args.corpus).iterdir() if p.suffix in (".txt", ".md"))
-    print(f"building the index of {len(files)} documents from {args.corpus} into {data} ...", flush=True)
-    add_paths(data, files)
-    build_library_index(data)
-    return data
-
-
-def server_env(data: Path, *, aes: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
-    return {**env, "PYTHONPATH": str(ROOT), "POLICYBOT_DATA": str(data), "POLICYBOT_WECHAT_TOKEN": TOKEN,
-            "POLICYBOT_WECHAT_APPID": APPID, "POLICYBOT_WECHAT_AES_KEY": AES_KEY if aes else "",
-            # Counted like any request, but high enough that 500 users asking back to back are not refused.
-            "POLICYBOT_RATE_PER_MINUTE": "100000"}
-
-
-@dataclass
-class Server:
-    """A running server: its URL and process (CPU time is read from /proc for it and its workers)."""
-
-    url: str
-    process: subprocess.Popen
-
-    def cpu_s(self) -> float:
-        """CPU seconds used so far by the server and its gunicorn workers."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        family, total = {self.process.pid}, 0.0
-        for stat in _stats():
-            pid, ppid, user, system = stat
-            if pid in family or ppid in family:
-                family.add(pid)
-                total += (user + system) / ticks
-        return total
-
-
-def _stats() -> list[tuple[int, int, int, int]]:
-    """(pid, ppid, utime, stime) of every process, parents first (by pid, which is good enough here)."""
-    rows = []
-    for entry in sorted(Path("/proc").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        rows.append((int(entry.name), int(fields[1]), int(fields[11]), int(fields[12])))
-    return rows
-
-
-@contextmanager
-def serving(kind: str, data: Path, port: int, workers: int, *, aes: bool) -> Iterator[Server]:
-    """``policybot serve`` (``kind`` "policybot") or the bare app under the same gunicorn settings."""
-    command = ([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", str(workers)]
-               if kind == "policybot" else [sys.executable, __file__, "_bare", "--port", str(port),
-                                            "--workers", str(workers)])
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, env=server_env(data, aes=aes), cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        try:
-            _wait_ready(port, process, log)
-            yield Server(f"http://127.0.0.1:{port}/wechat", process)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_ready(port: int, process: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            sys.exit(f"the server stopped:\n{log.read().decode(errors='replace')[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    sys.exit("the server did not become ready within 180 s")
-
-
-def bare_app():
-    """The web stack alone: a Flask view that checks the signature and answers ``success``."""
-    from flask import Flask, request
-
-    app = Flask("bare")
-
-    @app.get("/healthz")
-    def healthz() -> str:
-        return "ok"
-
-    @app.post("/wechat")
-    def wechat() -> tuple[str, int]:
-        args = request.args
-        body = request.get_data()
-        ok = _sign(TOKEN, args.get("timestamp", ""), args.get("nonce", "")) == args.get("signature") and body
-        return ("success", 200) if ok else ("", 403)
-
-    return app
-
-
 # -- the figures ------------------------------------------------------------------------------
 
 
 def embedder_cpu(texts: list[str]) -> float:
     """CPU seconds (all threads) the embedder spends per question, as the server's workers load it."""
+    from bot.serve import serving_threads
     from index.embed import DEFAULT_EMBEDDER, load_embedder
 
+    serving_threads()  # the threads the server's workers embed with
     model = load_embedder(DEFAULT_EMBEDDER)  # the servers get no POLICYBOT_EMBEDDER: the default
     model.embed_queries([texts[0]])
     started = time.process_time()
@@ -396,7 +286,7 @@ def cmd_url(args: argparse.Namespace) -> int:
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("--url must point at loopback")
     tally = run_load(args.url, Signer(args.token, aes=False), load_questions(args.questions),
-                     clients=args.clients, requests=args.requests, users=args.users)
+                     clients=args.clients, requests=args.requests, users=args.users, rate=args.rate)
     print(tally.line("server"))
     return 1 if tally.errors else 0
 
@@ -424,6 +314,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="data folder (the index is built there once)")
     ap.add_argument("--url", default="http://127.0.0.1:8000/wechat")
     ap.add_argument("--token", default=TOKEN)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="url mode: total requests per second, paced across the clients (0: back to back)")
     args = ap.parse_args(argv)
     if not (1 <= args.clients <= 500 and 1 <= args.requests <= MAX_REQUESTS):
         ap.error(f"--clients must be 1..500 and --requests 1..{MAX_REQUESTS}")

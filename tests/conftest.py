@@ -31,7 +31,7 @@ def embedding_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, embedding_cache) -> Path:
     """A data dir holding a real index of corpus/, built once with the default (offline) embedder."""
-    from index.store import build_index
+    from index.build import build_index
 
     path = tmp_path_factory.mktemp("policybot-data")
     build_index([CORPUS], path, cache_dir=embedding_cache)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.storage.log import ADMIN_CHANNEL
 from bot.storage.schema import register_schema
 
 if TYPE_CHECKING:
@@ -184,12 +185,13 @@ class Curation:
 
     def popular(self, *, limit: int = 4) -> list[str]:
         """The most asked questions that were answered (not declined), each asked by at least
-        :data:`SUGGEST_MIN_USERS` users and never marked unhelpful: suggestions for an empty chat."""
+        :data:`SUGGEST_MIN_USERS` users and never marked unhelpful, not counting the admin's test
+        box: suggestions for an empty chat."""
         rows = self.storage.connection().execute(
-            "SELECT question FROM served WHERE kind IN ('answer', 'faq') AND length(question) <= ?"
+            "SELECT question FROM served WHERE kind IN ('answer', 'faq') AND length(question) <= ? AND channel != ?"
             " GROUP BY question HAVING COUNT(DISTINCT user_hash) >= ? AND MIN(COALESCE(helpful, 1)) = 1"
             " ORDER BY COUNT(*) DESC, MAX(asked_at) DESC LIMIT ?",
-            (SUGGEST_MAX_CHARS, SUGGEST_MIN_USERS, limit)).fetchall()
+            (SUGGEST_MAX_CHARS, ADMIN_CHANNEL, SUGGEST_MIN_USERS, limit)).fetchall()
         return [row[0] for row in rows]
 
     # -- confirmed answers ------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from bot.storage.schema import register_schema
 log = logging.getLogger(__name__)
 
 LOG_PRUNE_EVERY_S = 86400.0
+#: The channel of the admin page's test box: its questions are logged under it and left out
+#: of what users asked (the unanswered list, the statistics).
+ADMIN_CHANNEL = "admin"
 
 register_schema("log", """
 CREATE TABLE IF NOT EXISTS questions (
@@ -106,26 +109,28 @@ class QuestionLog(Database):
         return [LogEntry(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
 
     def unanswered(self, *, since: float = 0.0, limit: int = 20) -> list[Unanswered]:
-        """Questions abstained on since ``since`` (unix time), most frequent first."""
+        """Questions users abstained on since ``since`` (unix time), most frequent first (the admin's
+        tests left out)."""
         rows = self.connection().execute(
             "SELECT question, COUNT(*) AS n, MAX(asked_at) AS last FROM questions"
-            " WHERE abstained = 1 AND asked_at >= ? GROUP BY question"
-            " ORDER BY n DESC, last DESC, question LIMIT ?", (since, limit)).fetchall()
+            " WHERE abstained = 1 AND asked_at >= ? AND channel != ? GROUP BY question"
+            " ORDER BY n DESC, last DESC, question LIMIT ?", (since, ADMIN_CHANNEL, limit)).fetchall()
         return [Unanswered(*row) for row in rows]
 
     def stats(self, *, since: float, top: int = 10) -> QuestionStats:
-        """Counts of the questions asked since ``since`` (unix time), days in local time."""
+        """Counts of the questions users asked since ``since`` (unix time), days in local time (the
+        admin's tests, channel :data:`ADMIN_CHANNEL`, left out)."""
         conn = self.connection()
         per_day = {day: (asked, unanswered) for day, asked, unanswered in conn.execute(
             "SELECT date(asked_at, 'unixepoch', 'localtime') AS day, COUNT(*), SUM(abstained) FROM questions"
-            " WHERE asked_at >= ? GROUP BY day", (since,))}
+            " WHERE asked_at >= ? AND channel != ? GROUP BY day", (since, ADMIN_CHANNEL))}
         # Commands (help, a table of contents, 第N条) answer no search; the rate is over searches only.
         answered, searched = conn.execute(
             "SELECT COALESCE(SUM(kind = 'answer' AND abstained = 0), 0),"
-            " COALESCE(SUM(kind IN ('answer', 'abstain')), 0) FROM questions WHERE asked_at >= ?",
-            (since,)).fetchone()
+            " COALESCE(SUM(kind IN ('answer', 'abstain')), 0) FROM questions WHERE asked_at >= ? AND channel != ?",
+            (since, ADMIN_CHANNEL)).fetchone()
         cited = conn.execute(
             "SELECT top_doc, top_item, COUNT(*) AS n FROM questions WHERE asked_at >= ? AND abstained = 0"
-            " AND top_doc IS NOT NULL GROUP BY top_doc, top_item ORDER BY n DESC, top_doc, top_item LIMIT ?",
-            (since, top)).fetchall()
+            " AND top_doc IS NOT NULL AND channel != ? GROUP BY top_doc, top_item"
+            " ORDER BY n DESC, top_doc, top_item LIMIT ?", (since, ADMIN_CHANNEL, top)).fetchall()
         return QuestionStats(per_day, searched, answered, [tuple(row) for row in cited])

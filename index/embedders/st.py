@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 
-from index.embed import BATCH_SIZE, EmbedderSpec, embed_batched, register_embedder, reject_unknown_options
+from index.embedders.base import BATCH_SIZE, EmbedderSpec, Register, embed_batched, reject_unknown_options
 from index.errors import RetrievalError
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def shipped_minilm_path() -> str | None:
 
 
 class SentenceTransformerEmbedder:
-    """:class:`index.embed.Embedder` over a loaded ``SentenceTransformer``."""
+    """:class:`index.embedders.base.Embedder` over a loaded ``SentenceTransformer``."""
 
     def __init__(
         self, model: SentenceTransformer, *, name: str, prompts: Prompts, batch_size: int = BATCH_SIZE
@@ -123,7 +123,11 @@ class SentenceTransformerEmbedder:
         return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim}, prompts={self.prompts})"
 
 
-@register_embedder("st", usage="st:<model name or local path>")
+def register_embedders(register: Register) -> None:
+    """The plugin hook (entry point group ``policybot.embedders``)."""
+    register("st", load_sentence_transformer, usage="st:<model name or local path>")
+
+
 def load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
     """Factory for ``st:<model>[?query_prompt=...&passage_prompt=...]``."""
     reject_unknown_options(spec, OPTIONS)

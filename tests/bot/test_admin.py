@@ -5,6 +5,7 @@ and the one error shape ``{ok, error, status}``."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sqlite3
 import time
@@ -24,11 +25,14 @@ from bot import admin
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.storage import FILENAME, LogEntry, Storage
+from index.build import build_index
 from index.library import add_paths, build_library_index, library_root, list_documents
-from index.store import build_index, build_lock, current_version, list_versions
+from index.store import build_lock, current_version, list_versions
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED, SEED_DOCX, SEED_PDF
 
 TOKEN = "test-admin-token-0123456789abcdef"
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_SENTENCE = re.compile(r"\b(the|is|not|a|no|must|please|try)\s+[a-z]+", re.IGNORECASE)
 JOB_TIMEOUT_S = 90.0
 
 
@@ -97,11 +101,11 @@ class Admin:
     def delete(self, path: str) -> TestResponse:
         return self.client.delete(path, headers=self.headers)
 
-    def upload(self, name: str, content: bytes) -> TestResponse:
+    def upload(self, name: str, content: bytes, *, path: str = "/admin/documents", **fields: str) -> TestResponse:
         # Encoded in memory: the test client's own spooling leaves a temp file open when the
         # app refuses a big body unread (413), which pytest reports as an unraisable warning.
-        boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(content), filename=name)})
-        return self.post("/admin/documents", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+        boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(content), filename=name), **fields})
+        return self.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
     def documents(self) -> dict:
         response = self.get("/admin/documents")
@@ -124,11 +128,12 @@ def client(app) -> Admin:
 
 
 def assert_error(response: TestResponse, status: int, fragment: str = "") -> dict:
-    """The admin API's one error shape."""
+    """The admin API's one error shape, its message in Chinese (the page shows it as it is)."""
     body = response.get_json()
     assert response.status_code == status, body
     assert body["ok"] is False and body["status"] == status and isinstance(body["error"], str), body
     assert fragment in body["error"], body
+    assert CHINESE.search(body["error"]) and not ENGLISH_SENTENCE.search(body["error"]), body
     return body
 
 
@@ -157,7 +162,7 @@ def test_weak_token_is_refused_naming_the_variable(token):
 ENDPOINTS = [
     ("GET", "/admin/documents"), ("POST", "/admin/documents"), ("DELETE", "/admin/documents/hengyang-2020-work-plan"),
     ("POST", "/admin/reindex"), ("GET", "/admin/jobs"), ("GET", "/admin/jobs/abc"), ("GET", "/admin/versions"),
-    ("POST", "/admin/rollback"), ("GET", "/admin/stats"),
+    ("POST", "/admin/rollback"), ("GET", "/admin/stats"), ("POST", "/admin/documents/preview"), ("POST", "/admin/ask"),
 ]
 BAD_AUTH = [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer", "Bearer 令牌"]
 
@@ -168,7 +173,7 @@ def test_api_needs_the_token(app, library, method, path, authorization):
     headers = {"Authorization": authorization} if authorization else {}
     before = current_version(library)
     response = app.test_client().open(path, method=method, headers=headers)
-    assert_error(response, 401, "admin token")
+    assert_error(response, 401, "管理令牌")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert current_version(library) == before and len(list_documents(library)) == 1
 
@@ -185,15 +190,15 @@ def test_page_is_served_without_token_and_holds_no_data(app):
 
 
 def test_unknown_job_and_document_are_404s(client):
-    assert_error(client.get("/admin/jobs/nope"), 404, "no job 'nope'")
-    assert_error(client.delete("/admin/documents/nope"), 404, "no document 'nope'")
-    assert_error(client.delete("/admin/documents/.archive"), 404, "no document '.archive'")
+    assert_error(client.get("/admin/jobs/nope"), 404, "没有编号为 nope 的任务")
+    assert_error(client.delete("/admin/documents/nope"), 404, "没有 ID 为 nope 的文件")
+    assert_error(client.delete("/admin/documents/.archive"), 404, "没有 ID 为 .archive 的文件")
 
 
 def test_unexpected_failure_is_a_500_in_the_same_shape(client, library, caplog):
     (library_root(library) / "hengyang-2020-work-plan" / "record.json").write_text("{broken", encoding="utf-8")
-    body = assert_error(client.get("/admin/documents"), 500, "internal error")
-    assert "JSONDecodeError" not in body["error"]  # details go to the log only
+    body = assert_error(client.get("/admin/documents"), 500, "服务器内部错误")
+    assert "JSONDecodeError" not in body["error"] + body["detail"]  # details go to the log only
     assert "GET /admin/documents failed" in caplog.text
 
 
@@ -233,15 +238,21 @@ def _encrypted_pdf() -> bytes:
 
 
 BAD_UPLOADS = [
-    ("empty.txt", lambda: b"", 400, "empty.txt is empty"),
-    ("plan.xls", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64, 400, "unsupported format"),
-    ("README", lambda: b"text", 400, "unsupported format"),
-    ("text.pdf", lambda: "一、这其实是文本".encode(), 400, "text.pdf is not a PDF"),
-    ("text.docx", lambda: "一、这其实是文本".encode(), 400, "text.docx is not a .docx file"),
-    ("locked.pdf", _encrypted_pdf, 400, "locked.pdf is password-protected"),
-    ("notes.txt", lambda: "今天开会，大家发言踊跃。".encode(), 400, "no sections or numbered items"),
-    ("huge.txt", lambda: b"a" * (admin.MAX_UPLOAD_BYTES + 1), 413, ""),
-    ("...", lambda: SEED.read_bytes(), 400, "no usable characters"),
+    ("empty.txt", lambda: b"", 400, "文件 empty.txt 是空的"),
+    ("blank.md", lambda: b" \n\n  \n", 400, "文件 blank.md 是空的"),
+    ("plan.xls", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64, 400, "不支持 plan.xls 的格式"),
+    ("README", lambda: b"text", 400, "不支持 README 的格式"),
+    ("old.doc", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64, 400, "不支持 old.doc 的格式"),
+    ("legacy.docx", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64, 400, "legacy.docx 是旧版 Word"),
+    ("text.pdf", lambda: "一、这其实是文本".encode(), 400, "text.pdf 不是有效的 PDF 文件"),
+    ("text.docx", lambda: "一、这其实是文本".encode(), 400, "text.docx 不是有效的 Word（.docx）文件"),
+    ("pdf.txt", lambda: SEED_PDF.read_bytes(), 400, "无法识别 pdf.txt 的文字编码"),
+    ("locked.pdf", _encrypted_pdf, 400, "locked.pdf 设有密码保护"),
+    ("notes.txt", lambda: "今天开会，大家发言踊跃。".encode(), 400, "在 notes.txt 中没有找到章节或编号条目"),
+    ("huge.txt", lambda: b"a" * (admin.MAX_UPLOAD_BYTES + 1), 413, "文件太大"),
+    ("...", lambda: SEED.read_bytes(), 400, "没有可用的字符"),
+    ("副本.txt", lambda: SEED.read_bytes(), 409, "与文件库中的《衡阳市教育局2020年工作要点》"),
+    ("hengyang-2020-work-plan.txt", lambda: SEED.read_bytes(), 409, "没有需要更新的"),
 ]
 
 
@@ -254,11 +265,11 @@ def test_bad_upload_says_why_and_changes_nothing(client, library, name, content,
 
 
 def test_upload_without_file_field(client):
-    assert_error(client.post("/admin/documents", data={"other": "x"}), 400, '"file"')
+    assert_error(client.post("/admin/documents", data={"other": "x"}), 400, "请选择要上传的文件")
 
 
 def test_path_traversal_name_is_saved_inside_the_library(client, library):
-    response = client.upload("../../x.txt", SEED.read_bytes())
+    response = client.upload("../../x.txt", LAW.read_bytes())
     assert response.status_code == 201, response.json
     assert (response.json["id"], response.json["filename"]) == ("x", "x.txt")
     assert (library_root(library) / "x" / "original.txt").is_file()
@@ -291,8 +302,8 @@ def test_delete_then_delete_again(client, library):
     listed = client.documents()
     assert listed["documents"] == [] and listed["reindex_needed"] is True
     assert [d["id"] for d in listed["removed"]] == ["hengyang-2020-work-plan"]  # still served until a re-index
-    assert_error(client.delete("/admin/documents/hengyang-2020-work-plan"), 404, "no document")
-    assert_error(client.post("/admin/reindex"), 400, "library is empty")
+    assert_error(client.delete("/admin/documents/hengyang-2020-work-plan"), 404, "没有 ID 为")
+    assert_error(client.post("/admin/reindex"), 400, "文件库是空的")
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -330,13 +341,13 @@ def _wait_for_citation(client: FlaskClient, title: str, timeout: float = 20.0) -
 
 def test_reindex_while_another_build_holds_the_lock_is_409(client, library):
     with build_lock(library):
-        assert_error(client.post("/admin/reindex"), 409, "another index build is running")
+        assert_error(client.post("/admin/reindex"), 409, "另一个索引重建正在进行")
     assert client.get("/admin/jobs").json["jobs"] == []  # refused before any job was queued
 
 
 def test_reindex_while_a_job_is_active_is_409_naming_it(client, library):
     running = Storage(library / FILENAME).jobs.create()  # queued by another worker
-    body = assert_error(client.post("/admin/reindex"), 409, "still queued")
+    body = assert_error(client.post("/admin/reindex"), 409, f"重建任务 {running.id} 尚未完成")
     assert body["job"] == running.id
 
 
@@ -348,7 +359,8 @@ def test_job_of_a_dead_worker_is_failed_when_read(client, library):
         conn.execute("UPDATE jobs SET heartbeat = heartbeat - 3600 WHERE id = ?", (dead.id,))
     conn.close()
     job = client.get(f"/admin/jobs/{dead.id}").json
-    assert job["state"] == "failed" and "worker" in job["error"]
+    assert job["state"] == "failed" and "服务进程已停止" in job["error"] and "worker" in job["detail"]
+    assert job["stage_end"] == 0.9  # the end of the embed stage: how far the page's bar may glide
     response = client.post("/admin/reindex")  # the dead job no longer blocks a new one
     assert response.status_code == 202, response.json
     assert client.wait(response.json["job"])["state"] == "done"
@@ -365,14 +377,14 @@ def test_rollback(client, library, warm_cache):
     assert current_version(library) == first
     response = client.post("/admin/rollback", json={"version": second})
     assert response.json == {"version": second, "previous": first}
-    assert_error(client.post("/admin/rollback", json={"version": "20990101"}), 404, "no index version '20990101'")
-    assert_error(client.post("/admin/rollback", json={"version": 3}), 400, '"version" must be a string')
-    assert_error(client.post("/admin/rollback", json=[second]), 400, "JSON object")
+    assert_error(client.post("/admin/rollback", json={"version": "20990101"}), 404, "没有这个索引版本（20990101）")
+    assert_error(client.post("/admin/rollback", json={"version": 3}), 400, "应是字符串")
+    assert_error(client.post("/admin/rollback", json=[second]), 400, "格式不对")
     assert current_version(library) == second and list_versions(library) == [first, second]
 
 
 def test_rollback_without_an_older_version(client):
-    assert_error(client.post("/admin/rollback"), 404, "no older index version")
+    assert_error(client.post("/admin/rollback"), 404, "没有更早的索引版本")
 
 
 # -- statistics -------------------------------------------------------------------------------

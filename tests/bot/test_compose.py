@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from bot import compose
-from bot.compose import Draft, answer_json, fit, fits, item_body, item_parts, pick_hits, render
+from bot.compose import Draft, answer_json, cite_hit, fit, fits, item_body, item_parts, pick_hits, render
 from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Citation, Limit
 from bot.phrases import ZH
 from index.domain import Hit
@@ -348,3 +348,9 @@ def test_long_toc_is_cut_with_a_hint(seed_doc, law_doc):
 def test_citation_numbers_items_as_the_document_does(label, expected):
     citation = Citation("衡阳市教育局2020年工作要点", "五、深化教学改革", 12, "办好普惠优质学前教育", "12", label)
     assert citation.render().endswith(expected)
+
+
+def test_a_citation_has_the_address_of_its_hit():
+    hit = seed_hit(12)
+    assert cite_hit(hit).address == hit.address
+    assert cite_hit(hit).address.key == ("hengyang-2020", "12")

@@ -347,8 +347,8 @@ def test_settings_are_checked(field, value, message):
 def two_docs(tmp_path_factory, embedding_cache):
     """A real index of the seed plan (2020) and the compulsory education law (2018; chapters 1–2,
     articles 1–14)."""
+    from index.build import build_index
     from index.search import open_searcher
-    from index.store import build_index
 
     data = tmp_path_factory.mktemp("two-docs")
     build_index([SEED, LAW], data / "data", cache_dir=embedding_cache)

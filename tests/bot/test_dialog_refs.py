@@ -6,8 +6,8 @@ import pytest
 
 from bot.dialog import Dialog
 from bot.domain import Question
+from index.build import build_index
 from index.search import open_searcher
-from index.store import build_index
 from tests.conftest import LAW, SEED
 
 

@@ -207,7 +207,7 @@ def test_deleting_the_database_while_serving_loses_no_question(make, bot_data) -
 @pytest.fixture
 def two_versions(tmp_path, embedding_cache) -> tuple[Path, str, str]:
     """A data dir with two real versions of corpus/ (the second published): (data, older, newer)."""
-    from index.store import build_index
+    from index.build import build_index
     from tests.conftest import CORPUS
 
     data = tmp_path / "versions"
@@ -305,8 +305,9 @@ def test_a_zip_bomb_upload_is_refused_unread_without_growing_the_worker(make, tm
     response = upload(client, "炸弹.docx", bomb)
     grown = rss_mib() - before
     assert response.status_code == 400, response.json
-    assert "炸弹.docx unpacks to" in response.json["error"] and "zip bomb" in response.json["error"]
-    assert str(tmp_path) not in response.json["error"]
+    assert "炸弹.docx unpacks to" in response.json["detail"] and "zip bomb" in response.json["detail"]
+    assert "炸弹.docx 解压后异常庞大" in response.json["error"]  # the admin page's Chinese
+    assert str(tmp_path) not in response.json["error"] + response.json["detail"]
     assert grown < 100, f"the worker grew by {grown:.0f} MiB"
 
 
@@ -332,15 +333,14 @@ def test_an_uploaded_title_and_year_are_kept_and_cited(make, tmp_path, embedding
 
 
 def stored_embedder(data: Path) -> str:
-    from index.integrity import read_manifest
-    from index.store import current_version, index_root
+    from index.store import current_version, version_manifest
 
-    return read_manifest(index_root(data) / current_version(data))["embedder"]["name"]
+    return version_manifest(data, current_version(data))["embedder"]["name"]
 
 
-@pytest.mark.parametrize(("fields", "fragment"), [({"year": "二〇二一"}, '"year" must be a year'),
-                                                  ({"year": "1850"}, '"year" must be a year'),
-                                                  ({"title": "题" * 201}, '"title" must be at most 200')])
+@pytest.mark.parametrize(("fields", "fragment"), [({"year": "二〇二一"}, "年份应是 1900 到 2100"),
+                                                  ({"year": "1850"}, "年份应是 1900 到 2100"),
+                                                  ({"title": "题" * 201}, "标题最多 200 个字")])
 def test_a_bad_title_or_year_is_a_400(make, fields, fragment) -> None:
     client = make({"ADMIN_TOKEN": TOKEN}).test_client()
     response = upload(client, "plan.txt", PLAN.read_bytes(), **fields)
@@ -447,7 +447,7 @@ def test_a_rollback_while_a_build_runs_is_refused_with_409(make, two_versions) -
     with build_lock(data):  # what a running build holds until it has published
         response = client.post("/admin/rollback", json={"version": older},
                                headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status_code == 409 and "roll back after it has finished" in response.json["error"]
+    assert response.status_code == 409 and "roll back after it has finished" in response.json["detail"]
     assert current_version(data) == newer
     after = client.post("/admin/rollback", json={"version": older}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert after.status_code == 200 and current_version(data) == older

@@ -21,7 +21,7 @@ import pytest
 
 from bot.cli import cli
 from bot.config import SETTINGS
-from bot.serve import parse_since, require_free_port
+from bot.serve import parse_since, require_free_port, serving_threads
 from bot.storage import FILENAME, LogEntry, Storage
 from index.store import current_version
 from tests.bot.servers import START_TIMEOUT_S, Server
@@ -83,6 +83,15 @@ def test_serve_on_a_busy_port_says_so_in_one_line(bot_data, busy_port):
     assert result.stdout == ""
     assert result.stderr == (f"Error: port {busy_port} on 127.0.0.1 is already in use; stop the other server "
                              f"or choose another port (--port, or PORT= for make run)\n")
+
+
+def test_workers_compute_with_one_thread_unless_the_operator_chose():
+    env: dict[str, str] = {}
+    serving_threads(env)
+    assert env == {"OMP_NUM_THREADS": "1"}
+    chosen = {"OMP_NUM_THREADS": "2"}
+    serving_threads(chosen)
+    assert chosen == {"OMP_NUM_THREADS": "2"}
 
 
 def test_a_free_port_passes_the_check(busy_port):

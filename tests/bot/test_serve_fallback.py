@@ -6,7 +6,8 @@ import click
 import pytest
 
 from bot.serve import require_index
-from index.store import build_index, index_root
+from index.build import build_index
+from index.store import index_root
 from tests.conftest import SEED
 
 

@@ -18,13 +18,15 @@ def _names(question: str) -> list[str]:
     ("教育局电话多少", ["phone"]),
     ("几月几号开学", ["date"]),
     ("how many schools will be built", ["count"]),
+    ("孩子几岁上小学", ["age"]),
+    ("孩子多大能上幼儿园", ["age"]),
 ])
 def test_a_request_for_a_fact_is_recognised(question, expected):
     assert _names(question) == expected
 
 
 @pytest.mark.parametrize("question", [
-    "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "孩子几岁上小学", "谁负责义务教育", "师德考核结果用在哪",
+    "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "幼儿园多大面积", "谁负责义务教育", "师德考核结果用在哪",
 ])
 def test_questions_about_a_rule_ask_for_no_fact(question):
     assert _names(question) == []
@@ -37,3 +39,10 @@ def test_a_fact_is_stated_in_either_numeral_script():
     (count,) = expected_facts("新建几所学校")
     assert states_fact("新改扩建公办中小学30所", count)
     assert states_fact("新建学校三十所", count)
+
+
+def test_an_age_is_stated_in_either_numeral_script_and_never_read_from_a_date():
+    (age,) = expected_facts("孩子几岁上小学")
+    assert states_fact("凡年满六周岁的儿童，其父母或者其他法定监护人应当送其入学", age)
+    assert states_fact("年满3周岁的儿童可以入园", age)
+    assert not states_fact("2020年5月15日起施行", age)

@@ -14,9 +14,19 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
+from index.build import build_index
 from index.errors import IndexNotFound
-from index.integrity import Damaged, index_health, verify_version
-from index.store import build_index, current_version, index_root, list_versions, load_index, publish
+from index.integrity import Damaged
+from index.store import (
+    current_version,
+    index_health,
+    index_root,
+    list_versions,
+    load_index,
+    publish,
+    verify_version,
+    version_manifest,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardening"
 PLAN = FIXTURES / "plan.txt"
@@ -67,7 +77,7 @@ def data(tmp_path, two_versions) -> Path:
 
 def test_the_manifest_holds_a_checksum_of_every_file(data) -> None:
     version = current_version(data)
-    manifest = verify_version(index_root(data) / version)
+    manifest = verify_version(data, version)
     files = sorted(p.relative_to(index_root(data) / version).as_posix()
                    for p in (index_root(data) / version).rglob("*") if p.is_file() and p.name != "manifest.json")
     assert sorted(manifest["files"]) == files
@@ -153,3 +163,13 @@ def test_index_versions_marks_the_served_and_the_damaged_versions(data, monkeypa
     first, second = result.output.splitlines()
     assert first == f"* {older}"
     assert second.startswith(f"! {newer}  DAMAGED: bm25/") and second.endswith(" is missing")
+
+
+def test_version_manifest_is_empty_for_a_missing_or_damaged_version(data) -> None:
+    older, newer = list_versions(data)
+    assert version_manifest(data, newer)["version"] == newer
+    (index_root(data) / newer / "manifest.json").write_text("{not json", encoding="utf-8")
+    assert version_manifest(data, newer) == {}
+    assert version_manifest(data, "20990101T000000000000-gone00") == {}
+    assert version_manifest(data, "../" + older) == {}
+    assert version_manifest(data, None) == {}

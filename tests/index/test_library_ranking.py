@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from index.build import build_index
 from index.search import open_searcher
-from index.store import build_index
 from tests.conftest import FIXTURES, LAW, SEED
 
 TEACHERS_LAW = FIXTURES / "jiaoshifa.md"

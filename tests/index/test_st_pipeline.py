@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from index.build import build_index
 from index.errors import IndexMismatch
 from index.search import open_searcher
-from index.store import build_index, load_index
+from index.store import load_index
 from tests.conftest import SEED
 
 pytestmark = pytest.mark.st

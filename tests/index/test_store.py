@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from index.build import build_index
 from index.errors import BuildLocked, CorpusError, IndexMismatch, IndexNotFound
 from index.search import open_searcher
 from index.store import (
-    build_index,
     build_lock,
     current_version,
     index_root,

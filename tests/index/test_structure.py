@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from index.domain import Document
-from index.structure import parse_document, parse_file, split_sentences
+from index.sentences import split_sentences
+from index.structure import parse_document, parse_file
 from tests.conftest import FIXTURES, SEED, SEED_DOCX, SEED_PDF
 
 HENGYANG_FORMATS = [SEED, SEED_DOCX, SEED_PDF]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from index.structure import parse_document, split_sentences
+from index.sentences import split_sentences
+from index.structure import parse_document
 
 PLAN_BODY = "一、总体要求\n1.坚持公平。\n2.坚持就近。\n"
 
