@@ -67,12 +67,13 @@ def create_app(test_config: Mapping[str, Any] | Settings | None = None, *,
 
 def _mount_admin(app: Flask) -> None:
     """The admin API and page, only when POLICYBOT_ADMIN_TOKEN is set (else a page saying how to set it)."""
-    from bot import admin, admin_off
+    from bot import admin, admin_curation, admin_off
     from bot.config import settings_of
 
     if admin.configured(settings_of(app)):
         admin.validate(settings_of(app))
         app.register_blueprint(admin.bp)
+        app.register_blueprint(admin_curation.bp)  # FAQ, feedback, confirmed answers: same token
     else:
         app.register_blueprint(admin_off.bp)
 

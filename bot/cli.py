@@ -295,9 +295,10 @@ def _register_optional_commands() -> None:
     from bot import cli_quality
 
     cli_quality.register(cli, dialog_factory=_dialog, searcher_factory=_searcher, translated=_translated)
-    from bot import cli_db
+    from bot import cli_curation, cli_db
 
     cli_db.register(cli)
+    cli_curation.register(cli, settings=settings)
 
 
 _register_optional_commands()

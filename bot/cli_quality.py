@@ -23,17 +23,24 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
     """Add the commands to the ``policybot`` group (kept apart from cli.py to keep both short)."""
 
     @cli.command("eval")
-    @FILES
+    @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @DOC
     @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
     @click.option("--misses", is_flag=True, help="List the questions not answered by a gold item.")
     @click.option("--by-doc", is_flag=True, help="A table of the figures per document.")
     @click.option("--baselines", is_flag=True, help="Also score jieba-BM25 and the embedder alone.")
-    def eval_command(files, default_doc, as_json, misses, by_doc, baselines) -> None:
-        """Measure doc@1, recall@1/3, MRR, span@3, abstention and latency on JSON-lines question FILES."""
+    @click.option("--library", is_flag=True, help="Also the answers admins confirmed for this library.")
+    def eval_command(files, default_doc, as_json, misses, by_doc, baselines, library) -> None:
+        """Measure doc@1, recall@1/3, MRR, span@3, abstention and latency on JSON-lines question FILES
+        (and, with --library, on the questions whose answers admins confirmed)."""
+        from bot.cli import settings
+        from bot.cli_curation import confirmed_questions
         from index.baselines import BASELINES, Baselines
         from index.evaluate import evaluate, format_table
 
+        files = (*files, confirmed_questions(settings())) if library else files
+        if not files:
+            raise click.UsageError("give question FILES, --library, or both")
         with translated():
             questions = _questions(files, default_doc)
             dialog = dialog_factory()

@@ -13,14 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
 from bot.phrases import PHRASES, ZH, Phrases
 from index.domain import Document, Hit, ItemAddress, WorkItem
 from index.search import SearchResult
 
+if TYPE_CHECKING:
+    from bot.faq import FaqMatch
+
 #: What a channel says when the service itself failed (no index, an internal error): no 500 for users.
 SORRY = "抱歉，暂时无法回答，请稍后再试。"
+#: The document id and title of hits that come from the admins' FAQ (no library stem has an "@").
+FAQ_DOC = "@faq"
+FAQ_TITLE = "常见问题"
 
 
 
@@ -42,6 +50,7 @@ class Draft:
     min_confidence: float = 0.0
     contact_text: str = ""
     intro: str = ""  # opening text: welcome greeting, answer lead-in, or instead of the abstain line
+    faq: FaqMatch | None = None
 
     @property
     def phrases(self) -> Phrases:
@@ -219,38 +228,105 @@ def _item_frame(header: str, body: str, ref: str, part: int, total: int, phrases
 
 @template("answer")
 def _answer(draft: Draft) -> Answer:
+    """The best item quoted (the sentences that answer it, never just its title) over its one-line
+    citation; items nearly as good as one-line pointers; sized for one phone screen."""
     ph = draft.phrases
-    hits = select_hits(draft.result.hits, max_items=draft.max_items, max_sentences=draft.max_sentences,
-                       min_confidence=draft.min_confidence)
-    if not hits:
+    best, others = pick_hits(draft.result.hits, max_items=draft.max_items, min_confidence=draft.min_confidence)
+    if best is None:
         return _abstain(draft)
-    blocks = [draft.intro] if draft.intro else []
-    for hit in hits:
-        quotes = "\n".join(f"“{s}”" for s in hit.sentences)
-        see = ph.see_full.format(ref=hit_ref(hit))
-        blocks.append(f"{cite_hit(hit).render()}\n{quotes}\n{see}")
-    text, truncated = fit(blocks, draft.limit, ph.more.format(ref=hit_ref(hits[0])))
+    best = replace(best, sentences=answering_sentences(best, QUOTE_CHARS, draft.max_sentences))
+    ref = hit_ref(best)
+    head = [draft.intro] if draft.intro else []
+    quote = f"{_quote(best)}\n{ph.cite_line.format(cite=short_cite(best, quoted=True), ref=ref)}"
+    pointers = [ph.pointer.format(cite=short_cite(h), ref=hit_ref(h)) for h in others]
+    # one line apart, no blank lines: a phone screen has no room for them
+    text, truncated = fit([*head, quote, *pointers], draft.limit, ph.more.format(ref=ref), sep="\n")
     # hits: what the search found (for --json, eval and the web page); citations: what the text quotes
     found = tuple(draft.result.hits[: draft.max_items])
-    return Answer(text, "answer", tuple(cite_hit(h) for h in hits), found,
-                  draft.result.confidence, False, truncated)
+    return Answer(text, "answer", (cite_hit(best),), found, draft.result.confidence, False, truncated)
 
 
-def select_hits(hits: Sequence[Hit], *, max_items: int, max_sentences: int,
-                min_confidence: float = 0.0) -> tuple[Hit, ...]:
-    """The hits to quote: the best one, then those at least ``min_confidence`` sure, up to
-    ``max_items`` items and ``max_sentences`` sentences in all."""
-    chosen: list[Hit] = []
-    budget = max_sentences
-    for hit in hits[:max_items]:
-        if budget <= 0:
+#: Quoted characters aimed at for the best item: with its citation line and a pointer or two the
+#: answer stays within one 390 x 844 phone screen (~220 Chinese characters).
+QUOTE_CHARS = 150
+#: Another item is pointed to only when its calibrated confidence is this close to the best one's.
+NEARLY_AS_GOOD = 0.1
+
+
+def pick_hits(hits: Sequence[Hit], *, max_items: int,
+              min_confidence: float = 0.0) -> tuple[Hit | None, tuple[Hit, ...]]:
+    """The best hit, and those nearly as good (within :data:`NEARLY_AS_GOOD` of its confidence and
+    at least ``min_confidence`` sure), up to ``max_items`` in all."""
+    if not hits:
+        return None, ()
+    best, bar = hits[0], max(min_confidence, hits[0].confidence - NEARLY_AS_GOOD)
+    return best, tuple(h for h in hits[1:max_items] if h.confidence >= bar)
+
+
+def answering_sentences(hit: Hit, budget: int, most: int = 3) -> tuple[str, ...]:
+    """The sentences of ``hit`` to quote: those the search chose, minus the item's own title (the
+    citation shows it) and table fragments (a lone cell says nothing), within ``budget``
+    characters (the first always) and ``most`` sentences; when nothing of the search's choice is
+    left, the item's first sentences instead."""
+    chosen = [s for s in hit.sentences if _says_something(s, hit)]
+    if not chosen:
+        chosen = [s for s in sentences(hit.text) if _says_something(s, hit)] or list(hit.sentences)
+    kept = chosen[:1]
+    for sentence in chosen[1:most]:
+        if sum(map(len, kept)) + len(sentence) > budget:
             break
-        if chosen and hit.confidence < min_confidence:
-            continue
-        quoted = hit.sentences[:budget]
-        chosen.append(replace(hit, sentences=quoted))
-        budget -= len(quoted)
-    return tuple(chosen)
+        kept.append(sentence)
+    return tuple(kept)
+
+
+#: A quoted sentence shorter than this is a table cell or a heading, not an answer.
+MIN_QUOTE_CHARS = 6
+
+
+def _says_something(sentence: str, hit: Hit) -> bool:
+    text = sentence.strip().rstrip("。.")
+    return len(text) >= MIN_QUOTE_CHARS and text != hit.item_title.rstrip("。.")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences (and lines) of ``text``, verbatim, without surrounding blanks."""
+    return [piece.strip() for piece in _PIECE_END.split(text) if piece.strip()]
+
+
+def short_cite(hit: Hit, *, quoted: bool = False) -> str:
+    """The citation on one line: document and item (``《…》12. 办好普惠优质学前教育``). A law's
+    article has no title of its own, only its first words: beside its quote the label says enough
+    (``《…》第十一条``)."""
+    article = hit.item_label.startswith("第")
+    number = hit.item_label if article else f"{hit.item_number}."
+    return f"《{hit.doc_title}》{number}" + ("" if article and quoted else f" {hit.item_title}")
+
+
+def _quote(hit: Hit) -> str:
+    """The sentences in quotes; sentences apart in the item are marked apart with an ellipsis."""
+    parts = [hit.sentences[0]]
+    for sentence in hit.sentences[1:]:
+        joined = parts[-1] + sentence
+        if hit.text and joined not in hit.text:
+            parts.append(sentence)
+        else:
+            parts[-1] = joined
+    return "“" + "……".join(parts) + "”"
+
+
+@template("faq")
+def _faq(draft: Draft) -> Answer:
+    """An admin's answer to a question close to the user's, cited as 《常见问题》 with its date."""
+    entry, similarity = draft.faq.entry, draft.faq.similarity
+    day = date.fromtimestamp(entry.created_at).isoformat()
+    cite = draft.phrases.faq_cite.format(date=day)
+    body, truncated = fit([entry.answer], _shrink(draft.limit, f"\n{cite}"))
+    hit = Hit(doc_id=FAQ_DOC, doc_title=FAQ_TITLE, year=None, section=day, item_number=entry.id,
+              item_title=entry.question, item_locator=str(entry.id), sentences=(entry.answer,),
+              score=similarity, confidence=similarity, text=entry.answer)
+    citation = Citation(FAQ_TITLE, day, entry.id, entry.question, str(entry.id), doc_id=FAQ_DOC)
+    return Answer(f"{body}\n{cite}", "faq", (citation,), (hit,),
+                  similarity, False, truncated)
 
 
 @template("abstain")
@@ -314,6 +390,15 @@ def _smalltalk(draft: Draft) -> Answer:
     return _fixed("smalltalk", getattr(draft.phrases, draft.intro or "greeting"), draft)
 
 
+@template("feedback")
+def _feedback(draft: Draft) -> Answer:
+    """The reply to 有用 / 没用 (``intro`` names which phrase); an unhelpful answer gets the contact line."""
+    lines = [getattr(draft.phrases, draft.intro)]
+    if draft.intro == "rated_bad" and draft.contact_text:
+        lines.append(draft.contact_text)
+    return _fixed("feedback", "\n".join(lines), draft)
+
+
 @template("not_found")
 def _not_found(draft: Draft) -> Answer:
     return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref), draft)
@@ -337,13 +422,17 @@ def _fixed(kind: str, text: str, draft: Draft) -> Answer:
 
 def answer_json(answer: Answer) -> dict:
     """The ``policybot ask --json`` / ``POST /api/ask`` shape of ``answer`` (see docs/CONTRACTS.md)."""
-    return {
+    data = {
         "answer": answer.text,
         "kind": answer.kind,
         "abstained": answer.abstained,
         "confidence": round(float(answer.confidence), 4),
-        "hits": [{"document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,
+        "hits": [{"kind": "faq" if hit.doc_id == FAQ_DOC else "item",
+                  "document": hit.doc_title, "doc_id": hit.doc_id, "item": hit.item_number,
                   "item_title": hit.item_title, "section": hit.section, "ref": hit.ref,
                   "score": round(float(hit.score), 4), "sentences": list(hit.sentences), "text": hit.text}
                  for hit in answer.hits],
     }
+    if answer.extra.get("answer_id"):  # what POST /api/feedback names (answers the service kept)
+        data["answer_id"] = answer.extra["answer_id"]
+    return data

@@ -16,15 +16,20 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from bot import compose
 from bot.domain import UNLIMITED, Answer, Limit, Question
+from bot.faq import FaqMatcher
 from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
-from index.domain import Document, WorkItem
+from index.domain import Document, Hit, WorkItem
 from index.numerals import cn_int
 from index.rank import NEUTRAL_THRESHOLD
 from index.search import Searcher, SearchResult
+
+if TYPE_CHECKING:
+    from bot.storage.curation import Curation
 
 DEFAULT_WELCOME = "您好！我是政策文件问答助手，可以帮您查找教育政策文件的原文规定。"
 MAX_QUESTION_CHARS = 1000  # the web API refuses longer; chat channels are cut to it
@@ -35,8 +40,8 @@ class DialogSettings:
     """How the dialog behaves; every field has a working default."""
 
     followup_ttl_s: float = 300.0  # how long a user's previous question stays the topic of a follow-up
-    max_items: int = 3  # work items quoted in one answer (and suggested when abstaining)
-    max_sentences: int = 3  # sentences quoted in one answer, over all items
+    max_items: int = 3  # work items named in one answer (and suggested when abstaining)
+    max_sentences: int = 3  # sentences quoted from the best item (items after it are one-line pointers)
     contact_text: str = ""  # where to turn when the documents do not answer: POLICYBOT_CONTACT_TEXT
     welcome_text: str = DEFAULT_WELCOME  # sent with the help text when a user subscribes
     max_users: int = 10_000  # users whose follow-up context is kept (least recent dropped first)
@@ -72,9 +77,12 @@ class Dialog:
     """Answers messages from any channel; one instance serves all users and threads."""
 
     def __init__(self, searcher_provider: Callable[[], Searcher], *, settings: DialogSettings | None = None,
-                 memory: SessionMemory | None = None) -> None:
+                 memory: SessionMemory | None = None, curation: Curation | None = None) -> None:
         self.settings = settings or DialogSettings()
         self._searcher = searcher_provider
+        # the admins' FAQ and the users' ratings; None (the CLI without a database, tests): neither
+        self.curation = curation
+        self.faq = FaqMatcher(curation) if curation is not None else None
         if memory is None:  # not `memory or …`: an empty memory is falsy (it has a length)
             memory = SessionMemory(ttl_s=self.settings.followup_ttl_s, max_users=self.settings.max_users)
         self.memory = memory
@@ -104,6 +112,14 @@ class Dialog:
         plan = _plan(question.text, session)
         if plan is None:
             return compose.render("empty", compose.Draft(limit=limit, lang=lang))
+        if plan.mode == "new" and self.faq and (match := self.faq.match(question.text, self._searcher())):
+            answer = compose.render("faq", self._draft(limit, lang, faq=match))
+            self.memory.update(key, topic=question.text.strip(), focus="", shown=(), answered=None)
+            return replace(answer, extra={**answer.extra, "query": plan.query, "followup": False})
+        if plan.mode == "details" and (found := self._answered_item(session)):
+            doc, item = found
+            answer = compose.render("item", compose.Draft(limit=limit, document=doc, item=item))
+            return replace(answer, extra={**answer.extra, "query": plan.query, "followup": True})
         result = self._search(plan, session, question.scope)
         kind = "abstain" if result.abstained or not result.hits else "answer"
         # "还有呢" that finds nothing new is not a question the documents fail to cover
@@ -130,29 +146,48 @@ class Dialog:
         return self._searcher().search(query, k=k, scope=scope)
 
     def _refine(self, query: str, focus: str, k: int, scope: str | None = None) -> SearchResult:
-        """Items for a follow-up's new subject (``focus``) that also fit the topic it follows."""
-        # Searched together with the topic, the old subject (幼儿园) outweighs the new one (高中),
-        # so rank by the new words and keep the items that the topic search finds too.
-        searcher, pool = self._searcher(), max(FOLLOWUP_POOL, k)
-        own = searcher.search(focus, k=pool, scope=scope)
-        both = searcher.search(query, k=pool, scope=scope)
-        if own.abstained:  # the new words mean nothing alone: the topic has to carry them
+        """Items for a follow-up's new subject (``focus``) asked as the topic's question (``query``):
+        of the items that question finds, those that name the new subject (its words or their
+        synonyms). None of them: the documents do not say it for that subject, so it declines
+        rather than answering the topic again."""
+        searcher = self._searcher()
+        both = searcher.search(query, k=max(FOLLOWUP_POOL, k), scope=scope)
+        terms = self._subject_terms(focus)
+        if not terms:  # a subject with no words the library could match: the topic has to carry it
             return replace(both, hits=both.hits[:k])
-        in_topic = {h.address.key for h in both.hits}
-        hits = [h for h in own.hits if h.address.key in in_topic] or list(own.hits)
-        return SearchResult(query, tuple(hits[:k]), hits[0].confidence, False)
+        norm = searcher.tokenizer.normalize
+        hits = [_quoting(h, terms, norm) for h in both.hits if _names(norm(h.text), terms)]
+        confidence = hits[0].confidence if hits else 0.0
+        return SearchResult(query, tuple(hits[:k]), confidence, both.abstained or not hits)
+
+    def _subject_terms(self, focus: str) -> tuple[str, ...]:
+        """The words of a follow-up's subject and the document terms they map to (幼儿园 → 学前教育):
+        whole words only, two characters or more: a part (教育 of 学前教育, 城) would match
+        unrelated words (城乡)."""
+        tokenizer = self._searcher().tokenizer
+        return (*whole_words(tokenizer.tokens(focus)), *whole_words(tokenizer.expansion_tokens(focus)))
+
+    def _answered_item(self, session: Session | None) -> tuple[Document, WorkItem] | None:
+        """The item the user's last answer quoted, if it is still served."""
+        if session is None or not session.answered:
+            return None
+        doc_id, locator = session.answered
+        return self._searcher().find_item(locator, doc_id=doc_id)
 
     def _remember(self, key: SessionKey, text: str, plan: _Plan, answer: Answer) -> None:
         # the items the reply names, so that "回复 12" opens item 12 of the same document
         cited = {c.address.key for c in answer.citations}
         shown = tuple(h.address.key for h in answer.hits if answer.abstained or h.address.key in cited)
+        top = answer.hits[0] if answer.kind == "answer" and answer.hits else None
+        answered = (top.doc_id, top.item_locator) if top else None
         if plan.mode == "new":
-            self.memory.update(key, topic=text.strip(), focus="", shown=shown)
+            self.memory.update(key, topic=text.strip(), focus="", shown=shown, answered=answered)
         elif plan.mode == "refine":  # keeps the topic, so a second follow-up still has it
-            self.memory.update(key, focus=plan.focus, shown=shown)
+            self.memory.update(key, focus=plan.focus, shown=shown, answered=answered)
         else:
             session = self.memory.get(key)
-            self.memory.update(key, shown=(session.shown if session else ()) + shown)
+            self.memory.update(key, shown=(session.shown if session else ()) + shown,
+                               answered=answered or (session.answered if session else None))
 
     def _draft(self, limit: Limit, lang: str, **fields) -> compose.Draft:
         s = self.settings
@@ -160,6 +195,14 @@ class Dialog:
                              min_confidence=s.min_confidence, contact_text=s.contact_text, **fields)
 
     # -- documents and items ------------------------------------------------------------------
+
+    def open_ref(self, ref: str, part: int = 1, limit: Limit = UNLIMITED) -> Answer | None:
+        """Part ``part`` of the item reference ``ref`` names (``HY12``); None when it names none."""
+        found = self._searcher().find_ref(ref)
+        if found is None:
+            return None
+        doc, item = found
+        return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
     def document(self, question: Question, selector: str = "") -> Document | None:
         """The document ``selector`` names (1-based number or part of its title), else the current one."""
@@ -190,8 +233,9 @@ class Dialog:
 class _Plan:
     """What to search for one question.
 
-    ``mode`` is "new" (a question of its own), "refine" (a follow-up on the topic) or
-    "more" (the same topic, other items); ``focus`` holds a follow-up's own subject.
+    ``mode`` is "new" (a question of its own), "refine" (a follow-up on the topic), "more"
+    (the same topic, other items) or "details" (the item answered last, in full); ``focus``
+    holds a follow-up's own subject.
     """
 
     query: str
@@ -202,8 +246,10 @@ class _Plan:
 def _plan(text: str, session: Session | None) -> _Plan | None:
     """How to search for ``text`` given the user's session; None when there is nothing to search."""
     if session and session.topic and is_followup(text):
-        if content(text):  # "那高中呢": a new subject on the old topic
+        if content(text):  # "那高中呢": a new subject on the old topic, asked as the topic's question
             return _Plan(_join(session.topic, text), text.strip(), "refine")
+        if session.answered and asks_for_details(text):  # "具体怎么做": the item answered, in full
+            return _Plan(session.topic, mode="details")
         # "具体怎么做", "还有呢": no subject of their own, so the last one stands
         mode = "more" if _asks_for_more(text) else "refine"
         return _Plan(_join(session.topic, session.focus, "" if mode == "more" else text), session.focus, mode)
@@ -229,6 +275,21 @@ def _smalltalk(dialog: Dialog, question: Question, match: re.Match, limit: Limit
     """Greetings and thanks get one friendly line: they are not questions the documents failed to answer."""
     phrase = "greeting" if match.group("hello") else "thanks"
     return compose.render("smalltalk", compose.Draft(limit=limit, lang=language(question.text), intro=phrase))
+
+
+@command(r"(?:(?P<good>有用|很有用|有帮助|挺有用|👍)|(?P<bad>没用|没有用|没帮助|没有帮助|不对|答非所问|👎))[\s!！~～。.,，]*")
+def _rate(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
+    """有用 / 没用 right after an answer rates it, in any channel (the same record as POST /api/feedback)."""
+    lang = language(question.text)
+    answer_id = dialog.curation.last_answer(question.channel, question.user_id,
+                                            within_s=dialog.settings.followup_ttl_s) if dialog.curation else None
+    if answer_id is None:
+        return compose.render("feedback", compose.Draft(limit=limit, lang=lang, intro="rated_nothing"))
+    helpful = match.group("good") is not None
+    dialog.curation.rate(answer_id, helpful)
+    phrase = "rated_good" if helpful else "rated_bad"
+    answer = compose.render("feedback", dialog._draft(limit, lang, intro=phrase))
+    return replace(answer, extra={**answer.extra, "rated": answer_id, "helpful": helpful})
 
 
 @command(r"(?:目录|toc|contents)(?:\s*(?P<doc>\S.*))?")
@@ -259,12 +320,9 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
 @command(r"(?P<ref>[A-Za-z]{1,3}\s*\d{1,4})(?:\s*[-—~～]\s*(?P<part>\d{1,3}))?")
 def _reference(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     """A reference the bot showed (``YW11``): that item of that document, for anyone, in any channel."""
-    found = dialog._searcher().find_ref(match.group("ref"))
-    if found is None:  # "k12", "hi 2": not a reference after all, so it is a question
-        return dialog._ask(question, limit)
-    doc, item = found
-    return compose.render("item", compose.Draft(limit=limit, document=doc, item=item,
-                                                part=int(match.group("part") or 1)))
+    answer = dialog.open_ref(match.group("ref"), int(match.group("part") or 1), limit)
+    # "k12", "hi 2": not a reference after all, so it is a question
+    return answer if answer is not None else dialog._ask(question, limit)
 
 
 # -- text helpers ---------------------------------------------------------------------------------
@@ -275,17 +333,21 @@ _CJK_FILLERS = sorted([
     "那么", "那", "还有", "另外", "以及", "和", "与", "呢", "吗", "吧", "啊", "呀", "嘛", "哦", "的",
     "地", "得", "了", "啥", "什么", "怎么样", "怎么", "怎样", "如何", "哪些", "哪个", "具体", "详细",
     "一些", "做", "办", "搞", "要", "会", "有", "是", "这", "个", "些", "请问", "请", "问", "一下", "我",
-    "你", "您", "们", "想", "知道", "关于", "方面", "情况",
+    "你", "您", "们", "想", "知道", "关于", "方面", "情况", "说说", "讲讲", "介绍", "展开", "全文", "原文",
+    "操作", "落实",
 ], key=len, reverse=True)  # longest first, so 怎么样 goes before 怎么
 _LATIN_FILLERS = frozenset({
     "and", "what", "about", "how", "the", "a", "an", "is", "are", "more", "else", "so", "then",
-    "ok", "okay", "please", "tell", "me", "of", "it",
+    "ok", "okay", "please", "tell", "me", "of", "it", "details", "detail", "full", "text", "do", "i", "we",
 })
 _FILLER_RE = re.compile("|".join(re.escape(w) for w in _CJK_FILLERS))
 _NOT_WORD = re.compile(r"[\W_]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_ASKING = ("具体", "详细", "怎么", "如何", "怎样", "哪些", "什么", "其他", "其它", "别的", "how", "what", "more")
+_ASKING = ("具体", "详细", "全文", "原文", "展开", "说说", "怎么", "如何", "怎样", "哪些", "什么", "其他", "其它",
+           "别的", "how", "what", "more")
+_DETAILS = ("具体", "详细", "详情", "细节", "全文", "原文", "展开", "怎么做", "怎么办", "如何做", "怎样做", "怎么弄",
+            "怎么操作", "如何操作", "怎么落实", "如何落实", "detail", "how", "full")
 FOLLOWUP_MAX_CHARS = 8
 FOLLOWUP_MAX_WORDS = 5
 FOLLOWUP_POOL = 8  # items compared between a follow-up's own search and the one with its topic
@@ -317,6 +379,33 @@ def is_followup(text: str) -> bool:
     spaced = " ".join(_NOT_WORD.sub(" ", text.lower()).split())
     opens = compact.startswith(_FOLLOWUP_START) or spaced.startswith(_FOLLOWUP_START)
     return opens or compact.endswith("呢") or (not content(text) and compact.startswith(_ASKING))
+
+
+def asks_for_details(text: str) -> bool:
+    """Whether a follow-up with no subject of its own asks how, or for the whole item ("具体怎么做",
+    "详细说说", "全文"), rather than for other items ("还有呢")."""
+    compact = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+    return not _asks_for_more(text) and any(word in compact for word in _DETAILS)
+
+
+def whole_words(terms: list[str]) -> list[str]:
+    """``terms`` without those inside a longer one (jieba's search mode adds the parts of a word)."""
+    words = [t for t in dict.fromkeys(terms) if len(t) >= 2 and content(t)]
+    return [t for t in words if not any(t != other and t in other for other in words)]
+
+
+def _quoting(hit: Hit, terms: tuple[str, ...], norm: Callable[[str], str]) -> Hit:
+    """``hit`` quoting a sentence that names the new subject, when its chosen ones do not."""
+    if any(_names(norm(s), terms) for s in hit.sentences):
+        return hit
+    naming = next((s for s in compose.sentences(hit.text) if _names(norm(s), terms)), None)
+    if naming is None:
+        return hit
+    return replace(hit, sentences=tuple(sorted({*hit.sentences[:1], naming}, key=hit.text.find)))
+
+
+def _names(text: str, terms: tuple[str, ...]) -> bool:
+    return any(term in text for term in terms)
 
 
 def _asks_for_more(text: str) -> bool:

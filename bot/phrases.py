@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 class Phrases:
     """The fixed frame of every reply, in one language."""
 
-    see_full: str
+    cite_line: str
+    pointer: str
     next_part: str
     more: str
     abstain: str
@@ -31,10 +32,15 @@ class Phrases:
     help: str
     greeting: str
     thanks: str
+    faq_cite: str
+    rated_good: str
+    rated_bad: str
+    rated_nothing: str
 
 
 ZH = Phrases(
-    see_full="回复 {ref} 查看全文",
+    cite_line="——{cite}（回复 {ref} 看全文）",
+    pointer="另见{cite}（回复 {ref}）",
     next_part="（内容较长，回复 {ref}-{part} 查看下一部分）",
     more="（内容较长，回复 {ref} 查看全文）",
     abstain="抱歉，现有文件中没有找到与此直接相关的内容。",
@@ -52,6 +58,10 @@ ZH = Phrases(
     greeting=("您好！我可以回答已发布政策文件里的问题，答案都是文件原文。"
               "直接问就行，例如：“今年幼儿园有什么目标？”回复 帮助 查看用法。"),
     thanks="不客气！还有问题随时问我。回复 帮助 查看用法。",
+    faq_cite="——《常见问题》{date}",
+    rated_good="谢谢反馈！还有问题随时问我。",
+    rated_bad="抱歉没能帮上忙，已记下这个回答，我们会改进。",
+    rated_nothing="请先提问，收到回答后再回复“有用”或“没用”。",
     help=(
         "我可以回答关于已发布政策文件的问题，答案均为文件原文摘录，并注明出处条目。\n"
         "可以这样问：\n"
@@ -68,7 +78,8 @@ ZH = Phrases(
 
 EN = replace(
     ZH,
-    see_full="Reply {ref} for the full text",
+    cite_line="— {cite} (reply {ref} for the full text)",
+    pointer="See also {cite} (reply {ref})",
     next_part="(Continued: reply {ref}-{part} for the next part)",
     more="(Reply {ref} for the full text)",
     abstain="Sorry, the published documents do not cover this directly.",
@@ -82,6 +93,10 @@ EN = replace(
     unsupported="I can only answer text questions; reply help.",
     greeting="Hello! Ask me about the published policy documents; I answer by quoting them. Reply help for more.",
     thanks="You're welcome! Ask me anything else about the documents. Reply help for more.",
+    faq_cite="— 《常见问题》 FAQ, {date}",
+    rated_good="Thanks for the feedback!",
+    rated_bad="Sorry that did not help; the answer is noted so we can improve it.",
+    rated_nothing="Ask a question first, then reply 有用 (helpful) or 没用 (not helpful) to its answer.",
     help=(
         "I answer questions about the published policy documents by quoting them verbatim "
         "(in Chinese), with the exact item cited.\n"

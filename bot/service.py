@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from bot.errors import Refused
 from bot.metrics import Metrics
 from bot.searchcache import CachedSearcher
 from bot.storage import Admission, LogEntry, Storage, database_errors, open_storage
+from bot.storage.curation import Curation, Served
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
 
@@ -175,10 +178,11 @@ class Service:
 
     def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
                  sessions: SharedSessionMemory | None = None, stale_after_s: float = 30.0,
-                 poll_s: float = 0.02) -> None:
+                 poll_s: float = 0.02, curation: Curation | None = None) -> None:
         self.searchers = searchers
         self.dialog = dialog
         self.storage = storage
+        self.curation = curation or Curation(storage)  # FAQ, ratings, confirmed answers
         self.metrics = metrics
         self.sessions = sessions  # the dialog's shared memory: its writes join the answer's transaction
         self.stale_after_s = stale_after_s
@@ -197,8 +201,8 @@ class Service:
         """
         if dedupe_key is None:
             with self._deferred_sessions() as write_sessions:
-                answer, entry = self._compute(question, limit)
-            self.storage.finish(None, None, entry, also=write_sessions)
+                answer, entry, served = self._compute(question, limit)
+            self.storage.finish(None, None, entry, also=self._also(write_sessions, served))
             return answer
         key = f"{question.channel}:{dedupe_key}"
         delay = self.poll_s
@@ -233,18 +237,32 @@ class Service:
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
         try:
             with self._deferred_sessions() as write_sessions:
-                answer, entry = self._compute(question, limit)
+                answer, entry, served = self._compute(question, limit)
         except BaseException:
             self.storage.release(key)  # let a retry try again instead of waiting for a stale claim
             raise
-        self.storage.finish(key, dump_answer(answer), entry, also=write_sessions)
+        self.storage.finish(key, dump_answer(answer), entry, also=self._also(write_sessions, served))
         return answer
 
     def _deferred_sessions(self) -> AbstractContextManager[Callable[[Any], None] | None]:
         """The dialog's session changes, held back to be written with the answer in one transaction."""
         return self.sessions.deferred() if self.sessions is not None else nullcontext()
 
-    def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry]:
+    def _also(self, write_sessions: Callable[[sqlite3.Connection], None] | None,
+              served: Served | None) -> Callable[[sqlite3.Connection], None] | None:
+        """What joins the answer's one transaction: the dialog's session changes and the served
+        answer that feedback will name."""
+        if served is None:
+            return write_sessions
+
+        def write(conn: sqlite3.Connection) -> None:
+            if write_sessions is not None:
+                write_sessions(conn)
+            self.curation.record_answer(served, conn)
+
+        return write
+
+    def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry, Served | None]:
         channel, started = question.channel, time.perf_counter()
         try:
             answer = self.dialog.respond(question, limit)
@@ -260,7 +278,23 @@ class Service:
             top_doc=top.doc_id if top else None, top_item=top.item_locator if top else None,
             confidence=answer.confidence, latency_ms=round(seconds * 1000, 2),
         )
-        return answer, entry
+        if answer.kind not in RATED_KINDS:
+            return answer, entry, None
+        served = _served(question, answer, entry.user_hash)
+        return replace(answer, extra={**answer.extra, "answer_id": served.answer_id}), entry, served
+
+
+#: The replies a user may rate (有用 / 没用, 👍 / 👎): answers, declines and FAQ answers.
+RATED_KINDS = ("answer", "abstain", "faq")
+
+
+def _served(question: Question, answer: Answer, user_hash: str) -> Served:
+    """What feedback on ``answer`` will name: a fresh random id, the question and the top item."""
+    top = answer.hits[0] if answer.hits and not answer.abstained else None
+    return Served(answer_id=secrets.token_urlsafe(12), channel=question.channel, user_hash=user_hash,
+                  question=question.text.strip(), kind=answer.kind, top_doc=top.doc_id if top else None,
+                  top_item=top.item_locator if top else None, top_title=top.item_title if top else None,
+                  ref=top.ref if top else None)
 
 
 def dump_answer(answer: Answer) -> str:
@@ -287,13 +321,17 @@ def load_answer(text: str) -> Answer:
 
 
 def build_dialog(settings: Settings, searchers: Callable[[], Searcher], *,
-                 memory: SessionMemory | SharedSessionMemory | None = None) -> Dialog:
+                 memory: SessionMemory | SharedSessionMemory | None = None,
+                 curation: Curation | None = None) -> Dialog:
     """The dialog as the settings describe it: the one place it is assembled, for the server,
-    ``policybot ask`` and the scripts alike."""
+    ``policybot ask`` and the scripts alike. ``curation`` (default: the data dir's database) holds
+    the FAQ it answers from and the ratings of 有用 / 没用."""
     from bot.dialog import Dialog, DialogSettings
 
     dialog_settings = DialogSettings(contact_text=settings.contact_text or "")
-    return Dialog(searchers, settings=dialog_settings, memory=memory)
+    if curation is None:
+        curation = Curation(open_storage(settings))
+    return Dialog(searchers, settings=dialog_settings, memory=memory, curation=curation)
 
 
 def init_app(app: Flask) -> Service:
@@ -310,12 +348,14 @@ def init_app(app: Flask) -> Service:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
     memory = SharedSessionMemory(storage, ttl_s=DialogSettings().followup_ttl_s)
+    curation = Curation(storage)
     service = Service(
         searchers=searchers,
-        dialog=build_dialog(settings, searchers, memory=memory),
+        dialog=build_dialog(settings, searchers, memory=memory, curation=curation),
         storage=storage,
         metrics=Metrics(),
         sessions=memory,
+        curation=curation,
     )
     app.extensions[EXTENSION] = service
     return service

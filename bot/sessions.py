@@ -28,13 +28,15 @@ class Session:
 
     ``topic`` is the last standalone question (follow-ups keep the question they
     follow), ``focus`` the subject the last follow-up switched to ("那高中呢"),
-    ``shown`` the ``(doc_id, locator)`` of the items the last answer cited, and
+    ``shown`` the ``(doc_id, locator)`` of the items the last answer cited, ``answered``
+    the item the last answer quoted ("具体怎么做" opens it; None after a decline), and
     ``doc_id`` the document chosen with ``目录 N`` (None: the newest).
     """
 
     topic: str = ""
     focus: str = ""
     shown: tuple[tuple[str, str], ...] = ()
+    answered: tuple[str, str] | None = None
     doc_id: str | None = None
     at: float = 0.0
 
@@ -162,10 +164,13 @@ class SharedSessionMemory:
 def _dump(session: Session) -> str:
     # By hand, not dataclasses.asdict: that deep-copies every field, on every message.
     return json.dumps({"topic": session.topic, "focus": session.focus, "shown": session.shown,
-                       "doc_id": session.doc_id, "at": session.at}, ensure_ascii=False)
+                       "answered": session.answered, "doc_id": session.doc_id, "at": session.at},
+                      ensure_ascii=False)
 
 
 def _load(text: str) -> Session:
     data = json.loads(text)
     data["shown"] = tuple(tuple(pair) for pair in data.get("shown", ()))
+    if data.get("answered"):
+        data["answered"] = tuple(data["answered"])
     return Session(**data)

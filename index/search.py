@@ -179,6 +179,11 @@ class Searcher:
         vocab = self.stored.bm25.vocab_dict
         return sum(w for t, w in weights.items() if t not in vocab) / total if total else 0.0
 
+    def query_vector(self, question: str) -> np.ndarray:
+        """The unit embedding of ``question`` as a search sees it (the same cache): for comparing
+        questions with each other (the bot's FAQ)."""
+        return self._query_vector(self.tokenizer.normalize(question))
+
     def _query_vector(self, text: str) -> np.ndarray:
         # The embedder is most of a query's cost, and people ask the popular questions again and again.
         vec = self._query_vectors.get(text)

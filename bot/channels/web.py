@@ -1,4 +1,5 @@
-"""The web channel: a small chat page at ``/`` and the JSON API ``POST /api/ask``.
+"""The web channel: a small chat page at ``/`` and the JSON API: ``POST /api/ask``,
+``POST /api/feedback`` (👍 / 👎 on an answer) and ``GET /api/item/<ref>`` (an item in full).
 
 ``POST /api/ask`` takes ``{"question": "…"}`` (at most :data:`MAX_QUESTION_CHARS`
 characters) and returns :func:`bot.compose.answer_json` of the answer. Bad input is
@@ -13,12 +14,13 @@ Browsers get an anonymous random visitor id in a cookie, so follow-up questions
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Request, Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 
 from bot.domain import UNLIMITED, Question
 from bot.ratelimit import allowed, retry_after
@@ -29,6 +31,8 @@ MAX_QUESTION_CHARS = 1000
 MAX_KEY_CHARS = 200
 VISITOR_COOKIE = "policybot_visitor"
 VISITOR_MAX_AGE_S = 30 * 24 * 3600
+SUGGESTIONS = 4  # questions offered on an empty chat
+_REF = re.compile(r"(?P<ref>[A-Za-z]{1,3}\d{1,4})(?:-(?P<part>\d{1,3}))?")
 
 
 @bp.get("/")
@@ -36,8 +40,9 @@ def chat() -> str:
     """The chat page: a form that posts to /api/ask and shows answers with their citations."""
     from bot.service import get_service
 
-    documents = get_service().documents()
-    return render_template("chat.html", documents=documents, max_chars=MAX_QUESTION_CHARS)
+    service = get_service()
+    return render_template("chat.html", documents=service.documents(), max_chars=MAX_QUESTION_CHARS,
+                           suggestions=service.curation.popular(limit=SUGGESTIONS))
 
 
 @bp.post("/api/ask")
@@ -65,6 +70,39 @@ def ask() -> Response | tuple[Response, int]:
         response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_MAX_AGE_S, httponly=True,
                             samesite="Lax", secure=request.is_secure)
     return response
+
+
+@bp.post("/api/feedback")
+def feedback() -> Response:
+    """Rate an answer: ``{"answer_id": "…", "helpful": true|false}`` → ``{"ok": true}``; 404 for an
+    answer id the bot never gave (or one forgotten after half a year)."""
+    from bot.service import get_service
+
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, Mapping):
+        raise BadRequest('the body must be a JSON object like {"answer_id": "…", "helpful": true}')
+    answer_id, helpful = body.get("answer_id"), body.get("helpful")
+    if not isinstance(answer_id, str) or not 0 < len(answer_id) <= MAX_KEY_CHARS:
+        raise BadRequest('"answer_id" must be the string /api/ask returned')
+    if not isinstance(helpful, bool):
+        raise BadRequest('"helpful" must be true or false')
+    if not get_service().curation.rate(answer_id, helpful):
+        raise NotFound("no answer with this answer_id")
+    return jsonify(ok=True, answer_id=answer_id, helpful=helpful)
+
+
+@bp.get("/api/item/<ref>")
+def item(ref: str) -> Response:
+    """The item a reference names (``HY12``, ``HY12-2`` for a later part), as ``/api/ask`` would
+    answer it but without logging a question: what the chat page opens when a citation is clicked."""
+    from bot.compose import answer_json
+    from bot.service import get_service
+
+    match = _REF.fullmatch(ref)
+    answer = get_service().dialog.open_ref(match["ref"], int(match["part"] or 1)) if match else None
+    if answer is None:
+        raise NotFound(f"no item {ref}")
+    return jsonify({**answer_json(answer), "ref": ref})
 
 
 def question_text(req: Request) -> str:

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from bot import compose
-from bot.compose import Draft, answer_json, cite_hit, fit, fits, item_body, item_parts, render, select_hits
+from bot.compose import Draft, answer_json, cite_hit, fit, fits, item_body, item_parts, pick_hits, render
 from bot.domain import TELEGRAM_LIMIT, UNLIMITED, WECHAT_LIMIT, Citation, Limit
 from bot.phrases import ZH
 from index.domain import Hit
@@ -132,33 +132,55 @@ def _result(*hits: Hit, abstained: bool = False) -> SearchResult:
     return SearchResult("问题", tuple(hits), hits[0].confidence if hits else 0.0, abstained)
 
 
-def test_select_hits_stops_at_three_sentences():
-    hits = select_hits([seed_hit(12), seed_hit(3), seed_hit(4)], max_items=3, max_sentences=3)
-    assert [h.item_number for h in hits] == [12, 3]
-    assert [len(h.sentences) for h in hits] == [2, 1]
+def test_pick_hits_points_only_to_items_nearly_as_good():
+    hits = [seed_hit(12, confidence=0.9), seed_hit(3, confidence=0.85), seed_hit(4, confidence=0.6)]
+    best, others = pick_hits(hits, max_items=3, min_confidence=0.5)
+    assert best.item_number == 12 and [h.item_number for h in others] == [3]
 
 
-def test_select_hits_skips_unsure_items_after_the_first():
-    hits = [seed_hit(5, 1, confidence=0.4), seed_hit(13, 1, confidence=0.16), seed_hit(3, 1, confidence=0.6)]
-    assert [h.item_number for h in select_hits(hits, max_items=3, max_sentences=3, min_confidence=0.5)] == [5, 3]
+def test_pick_hits_skips_unsure_items_after_the_first():
+    hits = [seed_hit(5, 1, confidence=0.4), seed_hit(13, 1, confidence=0.36), seed_hit(3, 1, confidence=0.38)]
+    best, others = pick_hits(hits, max_items=3, min_confidence=0.37)
+    assert best.item_number == 5 and [h.item_number for h in others] == [3]
 
 
-def test_answer_quotes_verbatim_under_each_citation():
+def test_answer_quotes_the_best_item_over_one_citation_line():
     answer = render("answer", Draft(result=_result(seed_hit(12), seed_hit(3, 1)), limit=WECHAT_LIMIT))
     assert answer.kind == "answer" and not answer.abstained and not answer.truncated
-    lines = answer.text.split("\n")
-    assert lines[0] == f"《{TITLE}》五、深化教学改革，促进基础教育高质量发展 › 12. 办好普惠优质学前教育"
-    assert "回复 HY12 查看全文" in lines and "回复 HY3 查看全文" in lines
-    quoted = [line[1:-1] for line in lines if line.startswith("“")]
-    assert len(quoted) == 3
-    assert all(q in SEED_TEXT for q in quoted)
-    assert [c.item_number for c in answer.citations] == [12, 3]
+    quote, cite, pointer = answer.text.split("\n")
+    assert quote.startswith("“") and quote.endswith("”")
+    assert all(part in SEED_TEXT for part in quote[1:-1].split("……"))
+    assert cite == f"——《{TITLE}》12. 办好普惠优质学前教育（回复 HY12 看全文）"
+    assert pointer == f"另见《{TITLE}》3. {ITEMS[3][1]}（回复 HY3）"
+    assert ITEMS[3][2][0] not in answer.text  # a second item is pointed to, not quoted
+    assert [c.item_number for c in answer.citations] == [12]
+
+
+def test_answer_never_quotes_only_the_title():
+    section, title, sentences = ITEMS[12]
+    hit = replace(seed_hit(12), sentences=(f"{title}。",), text=f"{title}。" + "".join(sentences))
+    answer = render("answer", Draft(result=_result(hit), limit=WECHAT_LIMIT))
+    quote = answer.text.split("\n")[0]
+    assert quote.startswith(f"“{sentences[0]}")
+
+
+def test_answer_leaves_out_weak_items():
+    answer = render("answer", Draft(result=_result(seed_hit(12), seed_hit(3, confidence=0.5)),
+                                    limit=WECHAT_LIMIT))
+    assert "HY3" not in answer.text and len(answer.text.split("\n")) == 2
+
+
+def test_a_law_article_is_cited_by_its_label_beside_its_quote():
+    hit = replace(seed_hit(12), doc_title="中华人民共和国义务教育法", item_label="第十一条",
+                  item_title="凡年满六周岁的儿童，其父母或者其他法定监护人应当送其入学接受并完成义务教育")
+    cite = render("answer", Draft(result=_result(hit))).text.split("\n")[1]
+    assert cite == "——《中华人民共和国义务教育法》第十一条（回复 HY12 看全文）"
 
 
 def test_a_hit_without_a_library_reference_falls_back_to_its_number():
     hit = replace(seed_hit(12), ref="")
     answer = render("answer", Draft(result=_result(hit), limit=WECHAT_LIMIT))
-    assert "回复 12 查看全文" in answer.text.split("\n")
+    assert answer.text.split("\n")[1].endswith("（回复 12 看全文）")
 
 
 def test_answer_keeps_numbers_as_the_document_writes_them():
@@ -167,9 +189,9 @@ def test_answer_keeps_numbers_as_the_document_writes_them():
 
 
 def test_answer_fits_a_tight_limit_with_a_hint():
-    limit = Limit(max_bytes=500)
+    limit = Limit(max_bytes=300)
     answer = render("answer", Draft(result=_result(seed_hit(17), seed_hit(3), seed_hit(12)), limit=limit))
-    assert answer.truncated and size(answer.text) <= 500
+    assert answer.truncated and size(answer.text) <= 300
     assert answer.text.endswith("（内容较长，回复 HY17 查看全文）")
 
 
@@ -192,8 +214,8 @@ def test_abstain_opening_can_be_replaced():
 
 def test_english_frame():
     answer = render("answer", Draft(result=_result(seed_hit(5, 3)), lang="en"))
-    assert "Reply HY5 for the full text" in answer.text
-    assert "“提升“互联网+教育”治理能力，探索5G、人工智能、区块链等技术与教育教学融合应用。”" in answer.text
+    assert "(reply HY5 for the full text)" in answer.text
+    assert answer.text.startswith(f"“{ITEMS[5][2][0]}")
 
 
 def test_unknown_kind_falls_back_to_unsupported():
@@ -206,7 +228,7 @@ def test_answer_json_shape():
     assert set(data) == {"answer", "kind", "abstained", "confidence", "hits"}
     assert data["abstained"] is False and data["confidence"] == 0.9
     assert data["hits"][0] == {
-        "document": TITLE, "doc_id": "hengyang-2020", "item": 12, "item_title": "办好普惠优质学前教育",
+        "kind": "item", "document": TITLE, "doc_id": "hengyang-2020", "item": 12, "item_title": "办好普惠优质学前教育",
         "section": "五、深化教学改革，促进基础教育高质量发展", "ref": "HY12", "score": 0.9,
         "sentences": list(ITEMS[12][2][:2]), "text": "".join(ITEMS[12][2]),
     }

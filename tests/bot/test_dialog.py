@@ -81,7 +81,9 @@ def seed_doc(searcher):
 
 
 def quoted_lines(text: str) -> list[str]:
-    return [line[1:-1] for line in text.split("\n") if line.startswith("“") and line.endswith("”")]
+    """The quoted passages of ``text`` (sentences apart in an item are joined by an ellipsis)."""
+    return [part for line in text.split("\n") if line.startswith("“") and line.endswith("”")
+            for part in line[1:-1].split("……")]
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -91,8 +93,9 @@ def test_kindergarten_goals_cite_the_item_with_verbatim_sentences(chat):
     answer = chat.say("今年幼儿园有啥目标？")
     assert answer.kind == "answer" and not answer.abstained
     assert answer.citations[0].item_number in (12, 3)
-    assert answer.text.startswith(f"《{TITLE}》")
-    assert f"回复 HY{answer.citations[0].item_number} 查看全文" in answer.text
+    quote, cite = answer.text.split("\n")[:2]
+    assert quote.startswith("“") and cite.startswith(f"——《{TITLE}》")
+    assert cite.endswith(f"（回复 HY{answer.citations[0].item_number} 看全文）")
     quotes = quoted_lines(answer.text)
     assert 1 <= len(quotes) <= 3
     assert all(q in CORPUS_TEXT for q in quotes)
@@ -105,7 +108,7 @@ def test_every_quoted_line_occurs_in_the_documents(chat, question):
     for line in quoted_lines(answer.text):
         assert line in CORPUS_TEXT, line
     for citation in answer.citations:
-        assert citation.render() in answer.text
+        assert f"《{citation.doc_title}》" in answer.text
 
 
 @pytest.mark.parametrize("limit", [WECHAT_LIMIT, TELEGRAM_LIMIT])
@@ -120,7 +123,7 @@ def test_english_question_is_answered(chat):
     answer = chat.say("Any plans to use 5G and AI in teaching?")
     assert answer.kind == "answer"
     assert 5 in [c.item_number for c in answer.citations]
-    assert "Reply HY5 for the full text" in answer.text
+    assert "(reply HY5 for the full text)" in answer.text
 
 
 def test_abstains_with_suggestions_and_contact(chat):
@@ -218,6 +221,41 @@ def test_followup_uses_the_same_users_topic_only(dialog):
     assert not Chat(dialog, "alice", channel="telegram").say("那高中呢").extra["followup"]
 
 
+def test_followup_keeps_the_topic_for_its_new_subject(chat):
+    first = chat.say("学生资助有哪些政策")
+    assert "资助" in first.hits[0].text
+    answer = chat.say("那幼儿园呢")
+    assert answer.kind == "answer" and answer.extra["query"].startswith("学生资助有哪些政策")
+    top = answer.hits[0].text
+    assert "资助" in top and ("幼儿园" in top or "学前教育" in top)
+    # the quote shows the sentence that names the new subject
+    assert any(word in q for q in quoted_lines(answer.text) for word in ("幼儿园", "学前教育"))
+
+
+def test_followup_on_a_subject_the_documents_do_not_cover_declines(chat):
+    first = chat.say("乡村教师有没有补贴")
+    assert first.kind == "answer"
+    answer = chat.say("那城里的呢")
+    assert answer.extra["followup"] and answer.abstained
+    assert not quoted_lines(answer.text)
+
+
+@pytest.mark.parametrize("text", ["具体怎么做", "详细说说", "怎么落实？", "全文"])
+def test_details_followup_opens_the_answered_item_in_full(chat, seed_doc, text):
+    first = chat.say("乡村教师有没有补贴")
+    cited = first.citations[0]
+    answer = chat.say(text)
+    assert answer.kind == "item" and answer.extra["followup"]
+    assert answer.citations[0].item_locator == cited.item_locator
+    item = next(i for i in seed_doc.items if i.locator == cited.item_locator)
+    assert item_body(seed_doc, item) in answer.text
+
+
+def test_details_after_a_decline_do_not_open_a_suggestion(chat):
+    chat.say("明天天气怎么样")
+    assert chat.say("具体怎么做").kind != "item"
+
+
 def test_followup_expires(dialog, clock):
     user = Chat(dialog)
     user.say("今年幼儿园有啥目标？")
@@ -250,7 +288,7 @@ def test_fillers_are_no_followup(chat):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("那高中呢？", True), ("那小学呢", True), ("还有呢", True), ("具体怎么做", True),
+    ("那高中呢？", True), ("那小学呢", True), ("还有呢", True), ("具体怎么做", True), ("详细说说", True),
     ("what about high school?", True), ("今年幼儿园有啥目标？", False),
     ("特殊教育提升计划现在到第几期了", False), ("How many new schools will Hengyang build in 2020?", False),
 ])

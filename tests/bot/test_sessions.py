@@ -66,7 +66,8 @@ def test_a_session_survives_the_database_whole():
 
     from bot.sessions import Session, _dump, _load
 
-    session = Session(topic="幼儿园", focus="高中", shown=(("plan", "3"), ("law", "11")), doc_id="plan", at=12.5)
+    session = Session(topic="幼儿园", focus="高中", shown=(("plan", "3"), ("law", "11")), answered=("plan", "3"),
+                      doc_id="plan", at=12.5)
     assert {f.name for f in fields(Session)} == set(json.loads(_dump(session)))  # no field forgotten
     assert _load(_dump(session)) == session
 

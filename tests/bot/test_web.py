@@ -23,13 +23,14 @@ def test_ask_answers_with_verbatim_citations(client):
     response = client.post("/api/ask", json={"question": "乡村教师有没有补贴？"})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"answer", "kind", "abstained", "confidence", "hits"}
+    assert set(body) == {"answer", "kind", "abstained", "confidence", "hits", "answer_id"}
     assert body["abstained"] is False
     assert 0.0 < body["confidence"] <= 1.0
     assert body["hits"], body
     for hit in body["hits"]:
-        assert set(hit) == {"document", "doc_id", "item", "item_title", "section", "ref", "score", "sentences",
-                            "text"}
+        assert set(hit) == {"kind", "document", "doc_id", "item", "item_title", "section", "ref", "score",
+                            "sentences", "text"}
+        assert hit["kind"] == "item"
         assert hit["document"] == TITLE
         for sentence in hit["sentences"]:
             assert _squash(sentence) in _squash(CORPUS_TEXT), sentence  # quoted, never paraphrased
@@ -121,9 +122,12 @@ def test_chat_page(client):
     assert response.status_code == 200
     assert response.content_type.startswith("text/html")
     html = response.get_data(as_text=True)
-    assert f"《{TITLE}》" in html
-    assert "/api/ask" in html and "<form" in html
-    assert "textContent" in html and "innerHTML" not in html
+    assert f"《{TITLE}》" in html and "<form" in html
+    with client.get("/static/chat.js") as script:  # a file response: closed, or pytest warns
+        assert script.status_code == 200
+        js = script.get_data(as_text=True)
+    assert "/api/ask" in js and "/api/feedback" in js and "localStorage" in js
+    assert "textContent" in js and "innerHTML" not in js + html
     # No build step and no CDN: nothing is loaded from elsewhere.
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
 
@@ -147,3 +151,49 @@ def test_unusual_digits_never_cause_a_500(client, question):
     response = client.post("/api/ask", json={"question": question})
     assert response.status_code == 200
     assert response.get_json()["answer"]
+
+
+# -- feedback, items and suggestions ---------------------------------------------------------------
+
+
+def test_feedback_rates_the_answer_it_names(client, app):
+    body = client.post("/api/ask", json={"question": "乡村教师有没有补贴？"}).get_json()
+    response = client.post("/api/feedback", json={"answer_id": body["answer_id"], "helpful": False})
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+    [row] = get_service(app).curation.unhelpful()
+    assert row["question"] == "乡村教师有没有补贴？" and row["item"] == str(body["hits"][0]["item"])
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"answer_id": "nope", "helpful": True}, 404),
+    ({"answer_id": "x", "helpful": "yes"}, 400),
+    ({"helpful": True}, 400),
+    ([1, 2], 400),
+])
+def test_bad_feedback_is_refused_with_a_reason(client, body, status):
+    response = client.post("/api/feedback", json=body)
+    assert response.status_code == status
+    assert response.get_json()["ok"] is False and response.get_json()["error"]
+
+
+def test_item_api_opens_a_reference_without_logging_a_question(client, app):
+    body = client.post("/api/ask", json={"question": "乡村教师有没有补贴？"}).get_json()
+    ref = body["hits"][0]["ref"]
+    logged = len(get_service(app).storage.questions())
+    item = client.get(f"/api/item/{ref}").get_json()
+    assert item["kind"] == "item" and item["ref"] == ref
+    assert body["hits"][0]["text"].replace("\n", "") in item["answer"].replace("\n", "")
+    assert len(get_service(app).storage.questions()) == logged
+    assert client.get("/api/item/ZZ999").status_code == 404
+    assert client.get("/api/item/not-a-ref").status_code == 404
+
+
+def test_empty_chat_suggests_questions_many_users_asked(app):
+    asked = "乡村教师有没有补贴？"
+    for _visitor in range(2):
+        app.test_client().post("/api/ask", json={"question": asked})  # a new visitor each time
+    lonely = "校园安全今年重点抓哪些工作？"
+    app.test_client().post("/api/ask", json={"question": lonely})
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert f"<button type=\"button\">{asked}</button>" in html
+    assert lonely not in html  # one user's question is never shown to others

@@ -415,3 +415,15 @@ def test_without_a_courier_a_late_answer_is_still_given_not_dropped(make_wechat,
     assert response.get_data(as_text=True) != "success"
     assert "大班额" in response.get_data(as_text=True)
     assert fake.sent("message/custom/send") == []
+
+
+def test_useful_or_not_right_after_an_answer_rates_it(plain, make_wechat) -> None:
+    app = plain.application
+    assert reply_text(post(plain, platform.push(platform.text("没用")))).startswith("请先提问")
+    post(plain, platform.push(platform.text(CLASS_SIZE)))
+    reply = reply_text(post(plain, platform.push(platform.text("没用"))))
+    assert reply.startswith("抱歉没能帮上忙")
+    [row] = get_service(app).curation.unhelpful()
+    assert row["question"] == CLASS_SIZE and row["ref"]
+    assert reply_text(post(plain, platform.push(platform.text("有用")))).startswith("谢谢反馈")
+    assert get_service(app).curation.unhelpful() == []  # a second rating replaces the first
