@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-FILES = click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
-                                                                          path_type=Path))
+FILES = click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+LIBRARY = click.option("--library", is_flag=True, help="Also the answers admins confirmed for this library.")
 DOC = click.option("--doc", "default_doc", metavar="STEM",
                    help="The document that rows without a 'doc' (gold_items files) are about.")
 
@@ -23,24 +23,20 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
     """Add the commands to the ``policybot`` group (kept apart from cli.py to keep both short)."""
 
     @cli.command("eval")
-    @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @FILES
     @DOC
     @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
     @click.option("--misses", is_flag=True, help="List the questions not answered by a gold item.")
     @click.option("--by-doc", is_flag=True, help="A table of the figures per document.")
     @click.option("--baselines", is_flag=True, help="Also score jieba-BM25 and the embedder alone.")
-    @click.option("--library", is_flag=True, help="Also the answers admins confirmed for this library.")
+    @LIBRARY
     def eval_command(files, default_doc, as_json, misses, by_doc, baselines, library) -> None:
         """Measure doc@1, recall@1/3, MRR, span@3, abstention and latency on JSON-lines question FILES
         (and, with --library, on the questions whose answers admins confirmed)."""
-        from bot.cli import settings
-        from bot.cli_curation import confirmed_questions
         from index.baselines import BASELINES, Baselines
         from index.evaluate import evaluate, format_table
 
-        files = (*files, confirmed_questions(settings())) if library else files
-        if not files:
-            raise click.UsageError("give question FILES, --library, or both")
+        files = _with_library(files, library)
         with translated():
             questions = _questions(files, default_doc)
             dialog = dialog_factory()
@@ -69,10 +65,14 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Where to write the model (default: the one shipped in the package).")
     @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-    def fit_command(files, default_doc, out, as_json) -> None:
-        """Fit the ranker and abstention model on labelled FILES over the served index, with
-        leave-one-document-out cross-validation beside the in-sample figures."""
+    @LIBRARY
+    def fit_command(files, default_doc, out, as_json, library) -> None:
+        """Fit the ranker and abstention model on labelled FILES (and, with --library, the answers
+        admins confirmed) over the served index, with leave-one-document-out cross-validation beside
+        the in-sample figures."""
         from datetime import date
+
+        files = _with_library(files, library)
 
         from index.baselines import BASELINES, Baselines
         from index.evaluate import evaluate, format_table
@@ -105,6 +105,17 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
             return
         click.echo(format_table(report))
         click.echo(f"threshold {ranker.threshold}; model written to {target}")
+
+
+def _with_library(files, library: bool):
+    """``files``, plus the admins' confirmed answers as one more file when ``library`` is set."""
+    from bot.cli import settings
+    from bot.cli_curation import confirmed_questions
+
+    files = (*files, confirmed_questions(settings())) if library else files
+    if not files:
+        raise click.UsageError("give question FILES, --library, or both")
+    return files
 
 
 def _questions(files, default_doc):

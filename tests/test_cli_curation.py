@@ -59,3 +59,21 @@ def test_eval_library_scores_the_confirmed_answers(runner):
     assert 0.0 <= figures["recall@3"] <= 1.0 and figures["doc@1"] == 1.0
     table = run(runner, "eval", "--library")
     assert "questions 2 (answerable 2, unanswerable 0)" in table.output
+
+
+def test_fit_library_learns_from_the_confirmed_answers_too(runner, tmp_path):
+    from pathlib import Path
+
+    from bot.cli import settings
+    from bot.cli_curation import curation
+
+    curation(settings()).confirm("乡下老师有补助吗", "hengyang-2020-work-plan", "10", "test")
+    questions = Path(__file__).parent / "fixtures" / "questions.jsonl"
+    out = tmp_path / "ranker.json"
+    result = run(runner, "fit", str(questions), "--doc", "hengyang-2020-work-plan", "--library",
+                 "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(out.read_text(encoding="utf-8"))["info"]
+    asked = sum(1 for line in questions.read_text(encoding="utf-8").splitlines() if line.strip())
+    assert info["questions"] == asked + 1
+    assert any(name.startswith("confirmed-") for name in info["files"])
