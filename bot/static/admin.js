@@ -197,6 +197,7 @@
   }
 
   function showAnswer(data) {
+    var question = $("ask-q").value.trim();
     $("ask-result").hidden = false;
     $("ask-answer").textContent = data.answer;
     $("ask-answer").className = "answer" + (data.abstained ? " abstained" : "");
@@ -210,6 +211,13 @@
            "cite lead");
       cell(row, "分数", hit.score.toFixed(3), "num");
       cell(row, "原文", hit.sentences.join(""), "wide");
+      var curation = window.PolicybotCuration;
+      if (curation) {  // the curation section: keep (question, item) as a confirmed answer
+        var pick = el("button", "就是这条", "confirm-hit");
+        pick.type = "button";
+        pick.addEventListener("click", function () { curation.confirmItem(question, hit); });
+        cell(row, "确认", "").appendChild(pick);
+      }
       body.appendChild(row);
     });
   }

@@ -269,6 +269,7 @@ def test_preview_edit_add_reindex_label_and_answer(server, browser):
     assert not any(RAW_VERSION_ID.search(o) for o in options), options
 
     ask_until_cited(browser, LAW_QUESTION, title)
+    confirm_from_the_test_box(browser, server, LAW_QUESTION, title)
     _wait(browser, lambda d: "用户提问 0 次" in _text(d, "stats-summary"), what="the statistics")
     asked = urllib.request.Request(f"{server}/api/ask", data=json.dumps({"question": "明天放假吗"}).encode(),
                                    headers={"Content-Type": "application/json"})
@@ -280,6 +281,19 @@ def test_preview_edit_add_reindex_label_and_answer(server, browser):
     today = time.localtime()
     assert f"{today.tm_mon}/{today.tm_mday}" in _text(browser, "stats-axis")  # the chart has dates
     check_layout(browser, "answered")
+
+
+def confirm_from_the_test_box(browser, server: str, question: str, title: str) -> None:
+    """就是这条 under the test box's hit citing ``title`` keeps the pair as a confirmed answer."""
+    from selenium.webdriver.common.by import By
+
+    row = next(r for r in _by_id(browser, "ask-hits").find_elements(By.TAG_NAME, "tr") if title in r.text)
+    row.find_element(By.CLASS_NAME, "confirm-hit").click()
+    _wait(browser, lambda d: "已确认" in _text(d, "ask-msg"), what="the confirmation")
+    listed = urllib.request.Request(f"{server}/admin/confirmed", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(listed, timeout=STEP_TIMEOUT_S) as response:
+        confirmed = json.loads(response.read())["confirmed"]
+    assert [(c["question"], c["source"]) for c in confirmed] == [(question, "test")], confirmed
 
 
 def ask_until_cited(browser, question: str, title: str, timeout: float = STEP_TIMEOUT_S) -> None:
