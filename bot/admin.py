@@ -12,7 +12,7 @@ without it, its script sends the token the admin typed. Every error of the API i
 Endpoints: ``GET/POST /admin/documents``, ``POST /admin/documents/preview``,
 ``DELETE /admin/documents/<id>``, ``POST /admin/reindex`` → 202 ``{"job"}``,
 ``GET /admin/jobs[/<id>]``, ``GET /admin/versions``, ``POST /admin/rollback``,
-``GET /admin/stats``, ``POST /admin/ask`` (the test box).
+``GET /admin/stats`` (:mod:`bot.admin_stats`), ``POST /admin/ask`` (the test box).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
 
+from bot import admin_stats
 from bot.admin_off import MIN_TOKEN_CHARS, locked_down
 from bot.admin_text import chinese
 from bot.config import Settings, settings_of
@@ -52,10 +52,6 @@ from bot.uploads import (  # noqa: F401
 )
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
-
-if TYPE_CHECKING:
-    from bot.storage import Storage
-    from index.domain import Document
 
 log = logging.getLogger(__name__)
 
@@ -357,53 +353,9 @@ def ask() -> Response:
     return jsonify(answer_json(get_service().ask(question)))
 
 
-# -- statistics -----------------------------------------------------------------------------
+# -- statistics (bot/admin_stats.py) ---------------------------------------------------------
 
-
-@bp.get("/stats")
-@require_admin_token
-def stats() -> Response:
-    """Questions per day (30 days), answer rate, top unanswered questions and top cited items
-    (users' questions only, not the test box's)."""
-    from bot.service import get_service
-
-    service = get_service()
-    return jsonify(question_stats(service.storage, documents=service.documents()))
-
-
-def question_stats(storage: Storage, *, documents: Sequence[Document] = (), days: int = 30,
-                   today: date | None = None) -> dict[str, Any]:
-    """What the question log says about the last ``days`` days (local time), from ``storage``.
-
-    ``documents`` (the served ones) give cited items their titles. The admin's test questions
-    (channel :data:`ADMIN_CHANNEL`) are not counted.
-    """
-    today = today or date.today()
-    first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, datetime.min.time()).timestamp()
-    counts = storage.stats(since=since)
-    per_day, answered, searched, cited = counts.per_day, counts.answered, counts.searches, counts.cited
-    daily = [(first + timedelta(days=n)).isoformat() for n in range(days)]
-    return {
-        "since": first.isoformat(),
-        "days": [{"date": d, "questions": per_day.get(d, (0, 0))[0], "unanswered": per_day.get(d, (0, 0))[1]}
-                 for d in daily],
-        "questions": sum(asked for asked, _ in per_day.values()),
-        "searches": searched,
-        "answered": answered,
-        "answer_rate": round(answered / searched, 3) if searched else None,
-        "unanswered": [{"question": u.question, "count": u.count, "last_asked": u.last_asked}
-                       for u in storage.unanswered(since=since, limit=10)],
-        "top_items": [_cited_item(documents, doc_id, locator, count) for doc_id, locator, count in cited],
-    }
-
-
-def _cited_item(documents: Sequence[Document], doc_id: str, locator: str | None, count: int) -> dict[str, Any]:
-    doc = next((d for d in documents if d.doc_id == doc_id), None)
-    item = next((i for i in doc.items if i.locator == locator), None) if doc else None
-    return {"document": doc_id, "title": doc.title if doc else None, "item": locator,
-            "item_number": item.number if item else None, "item_title": item.title if item else None,
-            "count": count}
+bp.add_url_rule("/stats", view_func=require_admin_token(admin_stats.stats), methods=["GET"])
 
 
 def jobs() -> JobStore:

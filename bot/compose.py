@@ -6,11 +6,12 @@ Templates only quote: sentences and item texts are copied verbatim from the inde
 the frame around them is fixed text. :func:`fit` keeps a reply within a
 :class:`~bot.domain.Limit` by dropping whole blocks, then whole sentences, and never
 cuts a character. :func:`answer_json` is the ``ask --json`` / ``POST /api/ask`` shape.
+Which hits and sentences an answer quotes is chosen by :mod:`bot.quotes` (its names are
+importable from here too).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -18,6 +19,17 @@ from typing import TYPE_CHECKING
 
 from bot.domain import UNLIMITED, Answer, Citation, Limit
 from bot.phrases import PHRASES, ZH, Phrases
+from bot.quotes import (  # noqa: F401
+    MIN_QUOTE_CHARS,
+    NEARLY_AS_GOOD,
+    PIECE_END,
+    QUOTE_CHARS,
+    answering_sentences,
+    in_quotes,
+    pick_hits,
+    sentences,
+    short_cite,
+)
 from index.domain import Document, Hit, ItemAddress, WorkItem
 from index.search import SearchResult
 
@@ -29,8 +41,6 @@ SORRY = "抱歉，暂时无法回答，请稍后再试。"
 #: The document id and title of hits that come from the admins' FAQ (no library stem has an "@").
 FAQ_DOC = "@faq"
 FAQ_TITLE = "常见问题"
-
-
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,6 @@ class Draft:
 Template = Callable[[Draft], Answer]
 TEMPLATES: dict[str, Template] = {}
 BLOCK_SEP = "\n\n"
-_PIECE_END = re.compile(r"(?<=[。！？；!?;\n])")
 
 
 def template(kind: str) -> Callable[[Template], Template]:
@@ -118,7 +127,7 @@ def fit(blocks: Sequence[str], limit: Limit, more_hint: str = "", *,
 def _cut(text: str, limit: Limit, *, reserve: str = "") -> str:
     """The longest prefix of ``text`` ending at a sentence or line end that fits with ``reserve``."""
     kept = ""
-    for piece in _PIECE_END.split(text):
+    for piece in PIECE_END.split(text):
         if not fits(kept + piece + reserve, limit):
             break
         kept += piece
@@ -204,7 +213,7 @@ def item_parts(header: str, body: str, ref: str, limit: Limit, phrases: Phrases 
 def _pieces(text: str, budget: Limit) -> list[str]:
     """Sentences of ``text``; one too long for ``budget`` is cut further between characters."""
     pieces: list[str] = []
-    for piece in _PIECE_END.split(text):
+    for piece in PIECE_END.split(text):
         while piece and not fits(piece, budget):
             head = _prefix(piece, budget) or piece[:1]  # a budget under one character still progresses
             pieces.append(head)
@@ -237,81 +246,13 @@ def _answer(draft: Draft) -> Answer:
     best = replace(best, sentences=answering_sentences(best, QUOTE_CHARS, draft.max_sentences))
     ref = hit_ref(best)
     head = [draft.intro] if draft.intro else []
-    quote = f"{_quote(best)}\n{ph.cite_line.format(cite=short_cite(best, quoted=True), ref=ref)}"
+    quote = f"{in_quotes(best)}\n{ph.cite_line.format(cite=short_cite(best, quoted=True), ref=ref)}"
     pointers = [ph.pointer.format(cite=short_cite(h), ref=hit_ref(h)) for h in others]
     # one line apart, no blank lines: a phone screen has no room for them
     text, truncated = fit([*head, quote, *pointers], draft.limit, ph.more.format(ref=ref), sep="\n")
     # hits: what the search found (for --json, eval and the web page); citations: what the text quotes
     found = tuple(draft.result.hits[: draft.max_items])
     return Answer(text, "answer", (cite_hit(best),), found, draft.result.confidence, False, truncated)
-
-
-#: Quoted characters aimed at for the best item: with its citation line and a pointer or two the
-#: answer stays within one 390 x 844 phone screen (~220 Chinese characters).
-QUOTE_CHARS = 150
-#: Another item is pointed to only when its calibrated confidence is this close to the best one's.
-NEARLY_AS_GOOD = 0.1
-
-
-def pick_hits(hits: Sequence[Hit], *, max_items: int,
-              min_confidence: float = 0.0) -> tuple[Hit | None, tuple[Hit, ...]]:
-    """The best hit, and those nearly as good (within :data:`NEARLY_AS_GOOD` of its confidence and
-    at least ``min_confidence`` sure), up to ``max_items`` in all."""
-    if not hits:
-        return None, ()
-    best, bar = hits[0], max(min_confidence, hits[0].confidence - NEARLY_AS_GOOD)
-    return best, tuple(h for h in hits[1:max_items] if h.confidence >= bar)
-
-
-def answering_sentences(hit: Hit, budget: int, most: int = 3) -> tuple[str, ...]:
-    """The sentences of ``hit`` to quote: those the search chose, minus the item's own title (the
-    citation shows it) and table fragments (a lone cell says nothing), within ``budget``
-    characters (the first always) and ``most`` sentences; when nothing of the search's choice is
-    left, the item's first sentences instead."""
-    chosen = [s for s in hit.sentences if _says_something(s, hit)]
-    if not chosen:
-        chosen = [s for s in sentences(hit.text) if _says_something(s, hit)] or list(hit.sentences)
-    kept = chosen[:1]
-    for sentence in chosen[1:most]:
-        if sum(map(len, kept)) + len(sentence) > budget:
-            break
-        kept.append(sentence)
-    return tuple(kept)
-
-
-#: A quoted sentence shorter than this is a table cell or a heading, not an answer.
-MIN_QUOTE_CHARS = 6
-
-
-def _says_something(sentence: str, hit: Hit) -> bool:
-    text = sentence.strip().rstrip("。.")
-    return len(text) >= MIN_QUOTE_CHARS and text != hit.item_title.rstrip("。.")
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences (and lines) of ``text``, verbatim, without surrounding blanks."""
-    return [piece.strip() for piece in _PIECE_END.split(text) if piece.strip()]
-
-
-def short_cite(hit: Hit, *, quoted: bool = False) -> str:
-    """The citation on one line: document and item (``《…》12. 办好普惠优质学前教育``). A law's
-    article has no title of its own, only its first words: beside its quote the label says enough
-    (``《…》第十一条``)."""
-    article = hit.item_label.startswith("第")
-    number = hit.item_label if article else f"{hit.item_number}."
-    return f"《{hit.doc_title}》{number}" + ("" if article and quoted else f" {hit.item_title}")
-
-
-def _quote(hit: Hit) -> str:
-    """The sentences in quotes; sentences apart in the item are marked apart with an ellipsis."""
-    parts = [hit.sentences[0]]
-    for sentence in hit.sentences[1:]:
-        joined = parts[-1] + sentence
-        if hit.text and joined not in hit.text:
-            parts.append(sentence)
-        else:
-            parts[-1] = joined
-    return "“" + "……".join(parts) + "”"
 
 
 @template("faq")

@@ -2,9 +2,9 @@
 
 A message is first matched against the command registry (``帮助``, ``目录``, ``12``,
 ``第十二条``, ``12-2``); anything else is a question. A short follow-up ("那高中呢？",
-"还有呢", "具体怎么做") is read against the same user's previous question, kept in
-:class:`~bot.sessions.SessionMemory` for a few minutes: its new subject is searched
-within that topic, or the topic is searched again for more items. The search result
+"还有呢", "具体怎么做") is read (by :mod:`bot.followups`) against the same user's previous
+question, kept in :class:`~bot.sessions.SessionMemory` for a few minutes: its new subject is
+searched within that topic, or the topic is searched again for more items. The search result
 becomes an answer that quotes the documents, or an honest "not covered" with the
 nearest items.
 Channels reach this module only through ``bot.service``; they never see the index.
@@ -21,9 +21,24 @@ from typing import TYPE_CHECKING
 from bot import compose
 from bot.domain import UNLIMITED, Answer, Limit, Question
 from bot.faq import FaqMatcher
+from bot.followups import (  # noqa: F401  (the text readers stay importable from here)
+    CJK,
+    FOLLOWUP_MAX_CHARS,
+    FOLLOWUP_MAX_WORDS,
+    FOLLOWUP_POOL,
+    Plan,
+    asks_for_details,
+    content,
+    drop_shown,
+    is_followup,
+    mentions,
+    plan_for,
+    quoting,
+    whole_words,
+)
 from bot.phrases import PHRASES
 from bot.sessions import Session, SessionKey, SessionMemory
-from index.domain import Document, Hit, WorkItem
+from index.domain import Document, WorkItem
 from index.numerals import cn_int
 from index.rank import NEUTRAL_THRESHOLD
 from index.search import Searcher, SearchResult
@@ -109,7 +124,7 @@ class Dialog:
         key = _key(question)
         session = self.memory.get(key)
         lang = language(question.text)
-        plan = _plan(question.text, session)
+        plan = plan_for(question.text, session)
         if plan is None:
             return compose.render("empty", compose.Draft(limit=limit, lang=lang))
         if plan.mode == "new" and self.faq and (match := self.faq.match(question.text, self._searcher())):
@@ -128,14 +143,14 @@ class Dialog:
         self._remember(key, question.text, plan, answer)
         return replace(answer, extra={**answer.extra, "query": plan.query, "followup": plan.mode != "new"})
 
-    def _search(self, plan: _Plan, session: Session | None, scope: str | None = None) -> SearchResult:
+    def _search(self, plan: Plan, session: Session | None, scope: str | None = None) -> SearchResult:
         """Search for ``plan``; "还有呢" leaves out the items already shown."""
         shown = session.shown if plan.mode == "more" and session else ()
         k = self.settings.search_k + len(shown)
         search = self._refine if plan.focus else self._plain
         result = search(plan.query, plan.focus, k, scope)
         if shown:
-            result = _drop_shown(result, shown)
+            result = drop_shown(result, shown)
         if plan.mode == "new":
             return result
         # a follow-up's result is re-ranked or cut here, so its abstention is decided here too
@@ -156,7 +171,7 @@ class Dialog:
         if not terms:  # a subject with no words the library could match: the topic has to carry it
             return replace(both, hits=both.hits[:k])
         norm = searcher.tokenizer.normalize
-        hits = [_quoting(h, terms, norm) for h in both.hits if _names(norm(h.text), terms)]
+        hits = [quoting(h, terms, norm) for h in both.hits if mentions(norm(h.text), terms)]
         confidence = hits[0].confidence if hits else 0.0
         return SearchResult(query, tuple(hits[:k]), confidence, both.abstained or not hits)
 
@@ -174,7 +189,7 @@ class Dialog:
         doc_id, locator = session.answered
         return self._searcher().find_item(locator, doc_id=doc_id)
 
-    def _remember(self, key: SessionKey, text: str, plan: _Plan, answer: Answer) -> None:
+    def _remember(self, key: SessionKey, text: str, plan: Plan, answer: Answer) -> None:
         # the items the reply names, so that "回复 12" opens item 12 of the same document
         cited = {c.address.key for c in answer.citations}
         shown = tuple(h.address.key for h in answer.hits if answer.abstained or h.address.key in cited)
@@ -227,37 +242,6 @@ class Dialog:
             if found:
                 return found
         return _by_number(current, ref) if current else None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What to search for one question.
-
-    ``mode`` is "new" (a question of its own), "refine" (a follow-up on the topic), "more"
-    (the same topic, other items) or "details" (the item answered last, in full); ``focus``
-    holds a follow-up's own subject.
-    """
-
-    query: str
-    focus: str = ""
-    mode: str = "new"
-
-
-def _plan(text: str, session: Session | None) -> _Plan | None:
-    """How to search for ``text`` given the user's session; None when there is nothing to search."""
-    if session and session.topic and is_followup(text):
-        if content(text):  # "那高中呢": a new subject on the old topic, asked as the topic's question
-            return _Plan(_join(session.topic, text), text.strip(), "refine")
-        if session.answered and asks_for_details(text):  # "具体怎么做": the item answered, in full
-            return _Plan(session.topic, mode="details")
-        # "具体怎么做", "还有呢": no subject of their own, so the last one stands
-        mode = "more" if _asks_for_more(text) else "refine"
-        return _Plan(_join(session.topic, session.focus, "" if mode == "more" else text), session.focus, mode)
-    return _Plan(text.strip()) if content(text) else None
-
-
-def _join(*parts: str) -> str:
-    return " ".join(p.strip() for p in parts if p.strip())
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -327,30 +311,7 @@ def _reference(dialog: Dialog, question: Question, match: re.Match, limit: Limit
 
 # -- text helpers ---------------------------------------------------------------------------------
 
-_FOLLOWUP_START = ("那么", "那", "还有", "另外", "and", "whatabout", "howabout", "what about", "how about")
-# Words that carry no topic: what is left of a message without them is its content.
-_CJK_FILLERS = sorted([
-    "那么", "那", "还有", "另外", "以及", "和", "与", "呢", "吗", "吧", "啊", "呀", "嘛", "哦", "的",
-    "地", "得", "了", "啥", "什么", "怎么样", "怎么", "怎样", "如何", "哪些", "哪个", "具体", "详细",
-    "一些", "做", "办", "搞", "要", "会", "有", "是", "这", "个", "些", "请问", "请", "问", "一下", "我",
-    "你", "您", "们", "想", "知道", "关于", "方面", "情况", "说说", "讲讲", "介绍", "展开", "全文", "原文",
-    "操作", "落实",
-], key=len, reverse=True)  # longest first, so 怎么样 goes before 怎么
-_LATIN_FILLERS = frozenset({
-    "and", "what", "about", "how", "the", "a", "an", "is", "are", "more", "else", "so", "then",
-    "ok", "okay", "please", "tell", "me", "of", "it", "details", "detail", "full", "text", "do", "i", "we",
-})
-_FILLER_RE = re.compile("|".join(re.escape(w) for w in _CJK_FILLERS))
-_NOT_WORD = re.compile(r"[\W_]+")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_ASKING = ("具体", "详细", "全文", "原文", "展开", "说说", "怎么", "如何", "怎样", "哪些", "什么", "其他", "其它",
-           "别的", "how", "what", "more")
-_DETAILS = ("具体", "详细", "详情", "细节", "全文", "原文", "展开", "怎么做", "怎么办", "如何做", "怎样做", "怎么弄",
-            "怎么操作", "如何操作", "怎么落实", "如何落实", "detail", "how", "full")
-FOLLOWUP_MAX_CHARS = 8
-FOLLOWUP_MAX_WORDS = 5
-FOLLOWUP_POOL = 8  # items compared between a follow-up's own search and the one with its topic
 
 
 def normalize(text: str) -> str:
@@ -358,64 +319,9 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip().rstrip("。.!！").strip()
 
 
-def content(text: str) -> str:
-    """What is left of ``text`` without punctuation and filler words (empty: nothing to search)."""
-    words = _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text))
-    # latin fillers are whole words only ("what" yes, "whatever" no); Chinese has no spaces to go by
-    words = " ".join(w for w in words.split() if w.lower() not in _LATIN_FILLERS)
-    return _NOT_WORD.sub("", _FILLER_RE.sub("", words))
-
-
-def is_followup(text: str) -> bool:
-    """Whether ``text`` reads as an elliptical follow-up: short, and opening with 那/还有/what about,
-    ending with 呢, or asking ("具体怎么做") with no content words of its own."""
-    compact = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
-    if not compact:  # an empty or punctuation-only message is not a follow-up: it gets "请换个说法"
-        return False
-    latin_words = len(_NOT_WORD.sub(" ", text).split()) if not _CJK.search(text) else 0
-    short = len(compact) <= FOLLOWUP_MAX_CHARS if _CJK.search(compact) else latin_words <= FOLLOWUP_MAX_WORDS
-    if not short:
-        return False
-    spaced = " ".join(_NOT_WORD.sub(" ", text.lower()).split())
-    opens = compact.startswith(_FOLLOWUP_START) or spaced.startswith(_FOLLOWUP_START)
-    return opens or compact.endswith("呢") or (not content(text) and compact.startswith(_ASKING))
-
-
-def asks_for_details(text: str) -> bool:
-    """Whether a follow-up with no subject of its own asks how, or for the whole item ("具体怎么做",
-    "详细说说", "全文"), rather than for other items ("还有呢")."""
-    compact = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
-    return not _asks_for_more(text) and any(word in compact for word in _DETAILS)
-
-
-def whole_words(terms: list[str]) -> list[str]:
-    """``terms`` without those inside a longer one (jieba's search mode adds the parts of a word)."""
-    words = [t for t in dict.fromkeys(terms) if len(t) >= 2 and content(t)]
-    return [t for t in words if not any(t != other and t in other for other in words)]
-
-
-def _quoting(hit: Hit, terms: tuple[str, ...], norm: Callable[[str], str]) -> Hit:
-    """``hit`` quoting a sentence that names the new subject, when its chosen ones do not."""
-    if any(_names(norm(s), terms) for s in hit.sentences):
-        return hit
-    naming = next((s for s in compose.sentences(hit.text) if _names(norm(s), terms)), None)
-    if naming is None:
-        return hit
-    return replace(hit, sentences=tuple(sorted({*hit.sentences[:1], naming}, key=hit.text.find)))
-
-
-def _names(text: str, terms: tuple[str, ...]) -> bool:
-    return any(term in text for term in terms)
-
-
-def _asks_for_more(text: str) -> bool:
-    compact = _NOT_WORD.sub("", text.lower())
-    return compact.startswith(("还有", "另外", "and", "more", "else")) or compact in ("其他", "其它", "别的")
-
-
 def language(text: str) -> str:
     """``"en"`` for a mostly-latin message, else ``"zh"`` (the frame language of the reply)."""
-    return "en" if len(_LATIN.findall(text)) > 2 * len(_CJK.findall(text)) else "zh"
+    return "en" if len(_LATIN.findall(text)) > 2 * len(CJK.findall(text)) else "zh"
 
 
 def parse_number(numeral: str) -> int:
@@ -425,13 +331,6 @@ def parse_number(numeral: str) -> int:
 
 def _key(question: Question) -> SessionKey:
     return (question.channel, question.user_id)
-
-
-def _drop_shown(result: SearchResult, shown: tuple[tuple[str, str], ...]) -> SearchResult:
-    seen = set(shown)
-    hits = tuple(h for h in result.hits if h.address.key not in seen)
-    confidence = hits[0].confidence if hits else 0.0
-    return replace(result, hits=hits, confidence=confidence, abstained=result.abstained or not hits)
 
 
 def _by_number(doc: Document, ref: str) -> tuple[Document, WorkItem] | None:

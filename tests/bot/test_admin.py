@@ -21,7 +21,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
 from werkzeug.test import TestResponse, encode_multipart
 
-from bot import admin
+from bot import admin, admin_stats
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.storage import FILENAME, LogEntry, Storage
@@ -412,7 +412,7 @@ def test_stats_count_only_the_last_30_days(tmp_path):
                                       abstained, None if abstained else "doc", None if abstained else "3",
                                       0.5, 1.0, asked_at=now - days_ago * 86400))
     try:
-        stats = admin.question_stats(storage)
+        stats = admin_stats.question_stats(storage)
     finally:
         storage.close()
     assert stats["questions"] == sum(d["questions"] for d in stats["days"]) == 3
