@@ -114,8 +114,8 @@ class Curation:
         question, answer = _text(question, "问题", MAX_FAQ_QUESTION), _text(answer, "回答", MAX_FAQ_ANSWER)
         now = time.time()
         with self.storage.transaction() as conn:
-            row_id = conn.execute("INSERT INTO faq_pairs (question, answer, created_at) VALUES (?, ?, ?)",
-                                  (question, answer, now)).lastrowid
+            row_id = conn.execute("INSERT INTO faq_pairs (question, answer, created_at) VALUES (?, ?, ?) RETURNING id",
+                                  (question, answer, now)).fetchone()[0]  # (psycopg has no lastrowid)
             _bump(conn)
         return FaqEntry(int(row_id), question, answer, now)
 
@@ -177,9 +177,11 @@ class Curation:
     def worst_items(self, *, limit: int = 20) -> list[dict]:
         """Items by the share of their ratings that were unhelpful, worst first."""
         rows = self.storage.connection().execute(
-            "SELECT top_doc, top_item, MAX(top_title), MAX(ref), SUM(helpful = 0) AS bad, COUNT(*) AS n FROM served"
-            " WHERE helpful IS NOT NULL AND top_doc IS NOT NULL GROUP BY top_doc, top_item"
-            " ORDER BY CAST(bad AS REAL) / n DESC, bad DESC LIMIT ?", (limit,)).fetchall()
+            # COUNT(*) FILTER, not SUM(boolean), and no alias inside ORDER BY: the same SQL runs on PostgreSQL
+            "SELECT top_doc, top_item, MAX(top_title), MAX(ref), COUNT(*) FILTER (WHERE helpful = 0) AS bad,"
+            " COUNT(*) AS n FROM served WHERE helpful IS NOT NULL AND top_doc IS NOT NULL GROUP BY top_doc, top_item"
+            " ORDER BY CAST(COUNT(*) FILTER (WHERE helpful = 0) AS REAL) / COUNT(*) DESC, bad DESC LIMIT ?",
+            (limit,)).fetchall()
         return [{"doc_id": d, "item": i, "item_title": t, "ref": r, "unhelpful": bad, "ratings": n,
                  "ratio": round(bad / n, 3)} for d, i, t, r, bad, n in rows]
 
@@ -234,7 +236,7 @@ class Curation:
 
 def _bump(conn) -> None:
     conn.execute("INSERT INTO meta (name, value) VALUES ('faq_version', '1') ON CONFLICT (name)"
-                 " DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                 " DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1")  # qualified: PostgreSQL
 
 
 def _text(value: object, name: str, most: int) -> str:
