@@ -4,10 +4,12 @@ search (tokenising, BM25, FAISS and the ranker's features: most of a message's C
 
 Questions are normalised first (:func:`question_key`), so that near-identical ones share an
 entry and get the same result: full/half width, traditional/simplified characters, case,
-punctuation and spacing are folded. The normalised question is also what is searched, so an
-entry never depends on which spelling came first. A new index version gets a new wrapper
-(:class:`bot.service.SearcherProvider` makes one per loaded searcher), so nothing stale is
-ever served.
+punctuation and spacing are folded. The key only decides which questions share an entry: the
+question is searched as asked (the searcher normalises it as it always does), so the server
+ranks exactly what `policybot ask`, `eval` and `fit` rank; spellings that share a key differ in
+width, script, case or punctuation only, which the searcher's own normalisation mostly folds.
+A new index version gets a new wrapper (:class:`bot.service.SearcherProvider` makes one per
+loaded searcher), so nothing stale is ever served.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class CachedSearcher:
         self._lock = threading.Lock()
 
     def search(self, question: str, *, k: int = 3, scope: str | None = None) -> SearchResult:
-        """The searcher's result for the normalised ``question`` (computed once per key)."""
+        """The searcher's result for ``question``, computed once per key and shared by its spellings."""
         normal = question_key(question) or question.strip()
         key = (normal, k, scope)
         with self._lock:
@@ -69,7 +71,7 @@ class CachedSearcher:
             if found is not None:
                 self._results.move_to_end(key)
                 return found
-        result = self.searcher.search(normal, k=k, scope=scope)  # outside the lock: searches run in parallel
+        result = self.searcher.search(question, k=k, scope=scope)  # outside the lock: searches run in parallel
         with self._lock:
             self._results[key] = result
             while len(self._results) > self.size:
