@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from index.domain import Hit
+from index.sentences import split_sentences
 
 #: The point after each sentence end or line end: where a text may be split without cutting a sentence.
 PIECE_END = re.compile(r"(?<=[。！？；!?;\n])")
@@ -59,8 +60,9 @@ def _says_something(sentence: str, hit: Hit) -> bool:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences (and lines) of ``text``, verbatim, without surrounding blanks."""
-    return [piece.strip() for piece in PIECE_END.split(text) if piece.strip()]
+    """The sentences (and lines) of ``text``, verbatim, as the parser splits them (never inside
+    （…） or “…”, a table row whole)."""
+    return [s.text for s in split_sentences(text)]
 
 
 def short_cite(hit: Hit, *, quoted: bool = False) -> str:
