@@ -287,6 +287,9 @@ class OfficialAccount:
             # The webhook boundary: whatever broke, the user gets a polite line, never a 500.
             log.exception("%s: answering %s failed", self.name, dedupe_key)
             return SORRY
+        finally:
+            if nonce is not None and admission.nonce_ok is not None:
+                nonce.accepted = admission.nonce_ok  # decided in the claim's write: settle() writes nothing more
 
     def welcome(self) -> str:
         return get_service(self.app).welcome(self.limit).text

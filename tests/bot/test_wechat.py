@@ -292,6 +292,20 @@ def test_a_retried_msg_id_is_answered_once_and_logged_once(make_wechat) -> None:
     assert len(rows) == 1
 
 
+def test_an_answered_message_decides_its_nonce_in_the_claims_write(make_wechat, monkeypatch) -> None:
+    """The signed pair is claimed with the message (one write): no second write settles it again."""
+    app = make_wechat()
+    storage = get_service(app).storage
+    separate: list[tuple] = []
+    claim_nonce = storage.claim_nonce
+    monkeypatch.setattr(storage, "claim_nonce", lambda *key: separate.append(key) or claim_nonce(*key))
+    reply = reply_text(post(app.test_client(), platform.push(platform.text(CLASS_SIZE, msg_id=next_msg_id()))))
+
+    assert reply and separate == []
+    event = post(app.test_client(), platform.push(platform.event("subscribe")))  # no question: settled apart
+    assert event.status_code == 200 and len(separate) == 1
+
+
 def test_late_answers_are_delivered_with_one_token(make_wechat, fake) -> None:
     app = make_wechat(ANSWER_BUDGET_S=0.001)
     client = app.test_client()
