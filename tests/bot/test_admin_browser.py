@@ -24,15 +24,13 @@ import pytest
 
 from bot.storage import FILENAME, Storage
 from index.store import current_version
+from tests.bot.browser import CHROMEDRIVER, CHROMIUM, STEP_TIMEOUT_S, start_chromium
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, ROOT, SEED
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "var" / "screenshots"
 SIZES = ((390, 844), (1280, 900))
-STEP_TIMEOUT_S = 30.0
 JOB_TIMEOUT_S = 120.0
 RAW_VERSION_ID = re.compile(r"\d{8}T\d{6}")
 
@@ -41,7 +39,7 @@ pytestmark = [
     pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
                        reason="needs /usr/bin/chromium and /usr/bin/chromedriver: run scripts/install_browser.sh"),
 ]
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
 
 
 # -- the servers ------------------------------------------------------------------------------
@@ -80,19 +78,7 @@ def server_off(library_dir) -> Iterator[str]:
 
 @pytest.fixture
 def browser(tmp_path) -> Iterator:
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900", "--lang=zh-CN", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(STEP_TIMEOUT_S)
-    driver.set_script_timeout(STEP_TIMEOUT_S)
+    driver = start_chromium(tmp_path / "chromium-profile")
     try:
         yield driver
         # Refusals (the 404 page, a 400 for a bad upload) are logged as failed loads; nothing else may be.

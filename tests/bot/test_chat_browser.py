@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bot.browser import CHROMEDRIVER, CHROMIUM, STEP_TIMEOUT_S, start_chromium
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
-from tests.bot.test_admin_browser import CHROMEDRIVER, CHROMIUM, STEP_TIMEOUT_S
 from tests.conftest import ROOT, SEED
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
                        reason="needs /usr/bin/chromium and /usr/bin/chromedriver: run scripts/install_browser.sh"),
 ]
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +48,8 @@ def server(tmp_path_factory, embedding_cache) -> Iterator[str]:
 
 @pytest.fixture(params=SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
 def browser(request, tmp_path) -> Iterator:
-    from selenium.webdriver.chrome.service import Service
-
     width, height = request.param
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--window-size={width},{height}", "--lang=zh-CN", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(STEP_TIMEOUT_S)
-    driver.set_script_timeout(STEP_TIMEOUT_S)
+    driver = start_chromium(tmp_path / "chromium-profile", width=width, height=height)
     driver.size_name = f"{width}x{height}"
     emulate(driver, mobile=True)
     try:
