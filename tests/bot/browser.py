@@ -3,11 +3,23 @@ flags this closed network needs (no background connections) and a private profil
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 STEP_TIMEOUT_S = 30.0
+
+#: ``pytestmark`` of a page test module: slow, and skipped (with the way to fix it) without a browser.
+BROWSER_TESTS = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver: run scripts/install_browser.sh"),
+    pytest.mark.skipif(importlib.util.find_spec("selenium") is None,
+                       reason="needs selenium (pip install -e '.[dev]')"),
+]
 
 
 def start_chromium(profile: Path, *, width: int = 1280, height: int = 900):

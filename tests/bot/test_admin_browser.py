@@ -24,7 +24,7 @@ import pytest
 
 from bot.storage import FILENAME, Storage
 from index.store import current_version
-from tests.bot.browser import CHROMEDRIVER, CHROMIUM, STEP_TIMEOUT_S, start_chromium
+from tests.bot.browser import BROWSER_TESTS, STEP_TIMEOUT_S, start_chromium
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
 from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, ROOT, SEED
@@ -34,12 +34,7 @@ SIZES = ((390, 844), (1280, 900))
 JOB_TIMEOUT_S = 120.0
 RAW_VERSION_ID = re.compile(r"\d{8}T\d{6}")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver: run scripts/install_browser.sh"),
-]
-pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+pytestmark = BROWSER_TESTS
 
 
 # -- the servers ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.bot.browser import CHROMEDRIVER, CHROMIUM, STEP_TIMEOUT_S, start_chromium
+from tests.bot.browser import BROWSER_TESTS, STEP_TIMEOUT_S, start_chromium
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import TOKEN, prepare_library, warm_embeddings
 from tests.conftest import ROOT, SEED
@@ -25,12 +25,7 @@ QUESTION = "乡村教师有没有补贴？"
 POPULAR = "校园安全今年重点抓哪些工作？"  # never rated unhelpful here: a suggestion
 FAQ = {"question": "今年寒假什么时候开始放？", "answer": "寒假放假时间以学校发布的校历为准。"}
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver: run scripts/install_browser.sh"),
-]
-pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")
