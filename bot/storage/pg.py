@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import BotError
 from bot.storage import Storage
 from bot.storage.dialect import translate, translate_schema
-from bot.storage.schema import VERSIONS_TABLE, _refuse_newer, registered, statements
+from bot.storage.schema import VERSIONS_TABLE, _refuse_newer, apply_migrations, behind, registered
 
 if TYPE_CHECKING:
     import psycopg
@@ -174,10 +174,9 @@ def check(conn: psycopg.Connection, *, where: str) -> None:
     """
     versions = schema_versions(conn)
     _refuse_newer(versions)
-    behind = [f"{s.name} {versions.get(s.name, 0)}→{s.version}" for s in registered()
-              if versions.get(s.name, 0) < s.version]
-    if behind:
-        raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({', '.join(behind)}); "
+    if lagging := behind(versions, registered()):
+        steps = ", ".join(f"{name} {old}→{new}" for name, old, new in lagging)
+        raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({steps}); "
                                 "run `policybot db upgrade` once, then start the bot")
 
 
@@ -187,21 +186,12 @@ def upgrade(url: str) -> list[tuple[str, int, int]]:
 
     :raise SchemaTooNew: a newer policybot upgraded the database.
     """
-    applied = []
     with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))  # two upgrades at once: one waits
         conn.execute(translate_schema(VERSIONS_TABLE))
-        versions = schema_versions(conn)
-        _refuse_newer(versions)
-        for schema in registered():
-            old = versions.get(schema.name, 0)
-            for number in range(old, schema.version):
-                for statement in statements(schema.migrations[number]):
-                    conn.execute(translate_schema(statement))
-            if old < schema.version:
-                conn.execute("INSERT INTO schema_versions (name, version) VALUES (%s, %s)"
-                             " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                             (schema.name, schema.version))
-                log.info("the bot's database: schema %s at version %d", schema.name, schema.version)
-                applied.append((schema.name, old, schema.version))
+        applied = apply_migrations(schema_versions(conn), registered(),
+                                   lambda statement: conn.execute(translate_schema(statement)))
+        for name, _, version in applied:
+            conn.execute("INSERT INTO schema_versions (name, version) VALUES (%s, %s)"
+                         " ON CONFLICT (name) DO UPDATE SET version = excluded.version", (name, version))
     return applied

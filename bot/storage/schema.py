@@ -20,6 +20,7 @@ import pkgutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import BotError
@@ -105,7 +106,12 @@ def _pending(conn: sqlite3.Connection, schemas: list[TableSchema]) -> bool:
     except sqlite3.OperationalError:  # no such table: a new (or pre-registry) database
         return True
     _refuse_newer(versions)
-    return any(versions.get(s.name, 0) < s.version for s in schemas)
+    return bool(behind(versions, schemas))
+
+
+def behind(versions: dict[str, int], schemas: list[TableSchema]) -> list[tuple[str, int, int]]:
+    """``(name, recorded, wanted)`` of each schema whose recorded version is older than the code's."""
+    return [(s.name, versions.get(s.name, 0), s.version) for s in schemas if versions.get(s.name, 0) < s.version]
 
 
 def _refuse_newer(versions: dict[str, int]) -> None:
@@ -119,19 +125,30 @@ def _refuse_newer(versions: dict[str, int]) -> None:
 def _upgrade(conn: sqlite3.Connection, schemas: list[TableSchema]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        versions = _versions(conn)
-        _refuse_newer(versions)
-        for schema in schemas:
-            for number in range(versions.get(schema.name, 0), schema.version):
-                for statement in statements(schema.migrations[number]):
-                    conn.execute(statement)
-                log.info("the bot's database: schema %s at version %d", schema.name, number + 1)
-            conn.execute("INSERT OR REPLACE INTO schema_versions (name, version) VALUES (?, ?)",
-                         (schema.name, schema.version))
+        for name, _, version in apply_migrations(_versions(conn), schemas, conn.execute):
+            conn.execute("INSERT OR REPLACE INTO schema_versions (name, version) VALUES (?, ?)", (name, version))
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def apply_migrations(versions: dict[str, int], schemas: list[TableSchema],
+                     execute: Callable[[str], object]) -> list[tuple[str, int, int]]:
+    """Run, through ``execute`` (inside the caller's transaction), every migration of ``schemas`` after
+    the version recorded in ``versions``; ``(name, from, to)`` of each schema changed, for the caller to
+    record. The one migration loop of both backends (PostgreSQL passes a translating ``execute``).
+
+    :raise SchemaTooNew: a newer policybot upgraded the database.
+    """
+    _refuse_newer(versions)
+    migrations = {s.name: s.migrations for s in schemas}
+    for name, old, new in (pending := behind(versions, schemas)):
+        for number in range(old, new):
+            for statement in statements(migrations[name][number]):
+                execute(statement)
+        log.info("the bot's database: schema %s at version %d", name, new)
+    return pending
 
 
 def statements(script: str) -> list[str]:
