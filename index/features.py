@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,17 +105,27 @@ class Library:
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
         self.item_text = [normalize(f"{c.item_title}\n{c.text}") for c in first]
         self.title_text = [normalize(c.item_title) for c in first]
+        self.item_terms, self.title_terms = TermIndex(self.item_text), TermIndex(self.title_text)
         self.log_length = np.log1p(np.array([len(c.text) for c in first], dtype=np.float32))
         grams = [bigrams(t) for t in self.item_text]
         self.bigram = bm25s.BM25()
         self.bigram.index([g or [""] for g in grams], show_progress=False)
-        self.gram_sets = [frozenset(g) for g in grams]
 
     def bigram_scores(self, grams: Sequence[str]) -> np.ndarray:
         known = [g for g in dict.fromkeys(grams) if g in self.bigram.vocab_dict]
         if not known:
             return np.zeros(len(self.item_chunk), dtype=np.float32)
         return np.asarray(self.bigram.get_scores(known), dtype=np.float32)
+
+    def gram_counts(self, grams: Sequence[str]) -> np.ndarray:
+        """Per item: how many of the distinct ``grams`` it contains (from the bigram index's
+        posting lists, not a set intersection per candidate)."""
+        vocab, indptr, indices = self.bigram.vocab_dict, self.bigram.scores["indptr"], self.bigram.scores["indices"]
+        ids = [vocab[g] for g in dict.fromkeys(grams) if g in vocab]
+        hits = [indices[indptr[t]:indptr[t + 1]] for t in ids]
+        if not hits:
+            return np.zeros(len(self.item_chunk), dtype=np.float32)
+        return np.bincount(np.concatenate(hits), minlength=len(self.item_chunk)).astype(np.float32)
 
     def named_docs(self, norm_question: str) -> np.ndarray:
         """Per document: 1 when the question names it (its title, short title or place)."""
@@ -153,9 +165,9 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
         "bm25_item": _rel(bm_item), "bm25_sent": _rel(bm_sent),
         "bigram": _rel(big), "bigram_log": np.log1p(big),
         "lex_rr": _reciprocal_rank(_rel(bm_item) + _rel(big)),
-        "coverage": _coverage(q.tokens, [lib.item_text[i] for i in items], idf),
-        "title_coverage": _coverage(q.tokens, [lib.title_text[i] for i in items], idf),
-        "bigram_coverage": _gram_coverage(bigrams(q.text), [lib.gram_sets[i] for i in items]),
+        "coverage": _coverage(q.tokens, lib.item_terms, items, idf),
+        "title_coverage": _coverage(q.tokens, lib.title_terms, items, idf),
+        "bigram_coverage": _gram_coverage(bigrams(q.text), lib, items),
         "numbers": _numbers(q.text, [lib.item_text[i] for i in items]),
         "doc_named": doc_named, "other_doc_named": other_named.astype(np.float32),
         "log_length": lib.log_length[items],
@@ -213,22 +225,61 @@ def _reciprocal_rank(values: np.ndarray) -> np.ndarray:
     return 1.0 / ranks
 
 
-def _coverage(tokens: Sequence[str], texts: Sequence[str], idf) -> np.ndarray:
-    """IDF-weighted share of the question's terms that occur in each text."""
+def _coverage(tokens: Sequence[str], terms_index: TermIndex, items: np.ndarray, idf) -> np.ndarray:
+    """IDF-weighted share of the question's terms that occur in each item's text."""
     terms = list(dict.fromkeys(tokens))
     weights = np.array([idf(t) for t in terms], dtype=np.float32)
     total = float(weights.sum())
     if not terms or total <= 0:
-        return np.zeros(len(texts), dtype=np.float32)
-    present = np.array([[t in text for t in terms] for text in texts], dtype=np.float32).reshape(len(texts), -1)
+        return np.zeros(len(items), dtype=np.float32)
+    present = np.column_stack([np.isin(items, terms_index.containing(t)) for t in terms]).astype(np.float32)
     return present @ weights / total
 
 
-def _gram_coverage(grams: Sequence[str], sets: Sequence[frozenset[str]]) -> np.ndarray:
+def _gram_coverage(grams: Sequence[str], lib: Library, items: np.ndarray) -> np.ndarray:
     wanted = set(grams)
     if not wanted:
-        return np.zeros(len(sets), dtype=np.float32)
-    return np.array([len(wanted & s) / len(wanted) for s in sets], dtype=np.float32)
+        return np.zeros(len(items), dtype=np.float32)
+    return lib.gram_counts(list(wanted))[items] / len(wanted)
+
+
+class TermIndex:
+    """Which texts contain a term as a substring (as ``term in text`` says), remembered for the
+    most recent terms: people reuse the same words, and a scan per candidate per question was
+    a fifth of a search."""
+
+    SIZE = 4096
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        # "\0" never occurs in normalised text, so a match never spans two texts
+        self._joined = "\0".join(texts)
+        self._starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]]) if texts else np.zeros(0, np.int64)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def containing(self, term: str) -> np.ndarray:
+        """Sorted indices of the texts that contain ``term``."""
+        with self._lock:
+            found = self._cache.get(term)
+            if found is not None:
+                self._cache.move_to_end(term)
+                return found
+        found = self._scan(term)
+        with self._lock:
+            self._cache[term] = found
+            while len(self._cache) > self.SIZE:
+                self._cache.popitem(last=False)
+        return found
+
+    def _scan(self, term: str) -> np.ndarray:
+        out: list[int] = []
+        pos = self._joined.find(term) if term else -1
+        while pos >= 0:
+            n = int(np.searchsorted(self._starts, pos, side="right")) - 1
+            out.append(n)
+            nxt = int(self._starts[n + 1]) if n + 1 < len(self._starts) else len(self._joined)
+            pos = self._joined.find(term, nxt)
+        return np.array(out, dtype=np.int64)
 
 
 def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:

@@ -95,7 +95,9 @@ class Searcher:
         # its year), not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
         dated = [d.year for d in self.documents if is_dated(d)]
         self._this_year = max(dated) if dated else None
-        self._vectors = stored.vectors
+        # a plain view of the (memory-mapped) vectors: indexing a np.memmap costs ~1 ms a question
+        # in its subclass machinery, the view reads the same pages
+        self._vectors = np.asarray(stored.vectors)
         self._query_vectors = _LRU(query_cache)
 
     @property
@@ -164,9 +166,8 @@ class Searcher:
         return self._item_of_ref.get(f"{match.group(1)}{match.group(2)}") if match else None
 
     def _query(self, question: str) -> Query:
-        norm = self.tokenizer.normalize(question)
-        tokens = tuple(self.tokenizer.tokens(question))
-        return Query(text=norm, tokens=tokens, expansion=tuple(self.tokenizer.expansion_tokens(question)),
+        norm, tokens, expansion = self.tokenizer.question_terms(question)
+        return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
                      vector=self._query_vector(norm), year=self._asked_year(question),
                      unseen=self._unseen(tokens))
 

@@ -262,3 +262,10 @@ def test_init_is_silent_on_stderr() -> None:
     assert done.returncode == 0, done.stderr
     assert "芙蓉学校" in done.stdout
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("text", ["孩子几岁上小学？", "幼儿园收费标准", "da ban e 怎么解决", "", "！！"])
+def test_question_terms_are_normalize_tokens_and_expansion_in_one_pass(tok: Tokenizer, text: str) -> None:
+    norm, tokens, expansion = tok.question_terms(text)
+    assert (norm, tokens) == (tok.normalize(text), tok.tokens(text))
+    assert tokens + expansion == tok.query_tokens(text)  # the expansion, as the full query appends it
