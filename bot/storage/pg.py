@@ -179,9 +179,9 @@ def check(conn: psycopg.Connection, *, where: str) -> None:
     :raise SchemaTooNew: a newer policybot upgraded the database.
     :raise SchemaNotUpgraded: ``policybot db upgrade`` has not been run since this code was installed.
     """
-    versions = schema_versions(conn)
+    versions, schemas = schema_versions(conn), registered()  # registered first: it imports every table module
     _refuse_newer(versions)
-    if lagging := behind(versions, registered()):
+    if lagging := behind(versions, schemas):
         steps = ", ".join(f"{name} {old}→{new}" for name, old, new in lagging)
         raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({steps}); "
                                 "run `policybot db upgrade` once, then start the bot")
