@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bot.cli import cli
 from bot.jobs import claim_shared_job
 from bot.replica import PackDamaged, Replica, add_files
 from bot.storage.pg import PgStorage
@@ -101,3 +102,32 @@ def test_one_build_across_hosts(hosts):
         assert [j.id for j in b.storage.jobs.recent()] == [job.id] and job.state == "running"
     finally:
         lease.release()
+
+
+def test_the_cli_adds_builds_rolls_back_and_removes_for_every_host(cli_runner, clean_env, pg_url, tmp_path,
+                                                                   seed_library):  # noqa: F811
+    a = Path(shutil.copytree(seed_library, tmp_path / "a"))
+    b = tmp_path / "b"
+    shutil.copytree(seed_library / "cache", b / "cache")  # the embeddings only
+
+    def run(data: Path, *args: str) -> str:
+        result = cli_runner.invoke(cli, list(args), env={"POLICYBOT_DATA": str(data), "POLICYBOT_DATABASE_URL": pg_url})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first = current_version(a)
+    assert "hengyang-2020-work-plan" in run(a, "docs", "list")  # the unused database adopts A's library
+    assert "added yiwujiaoyufa-2018" in run(b, "docs", "add", str(LAW))
+    assert "yiwujiaoyufa-2018" in run(a, "docs", "list")
+    built = run(b, "index", "build")
+    storage = PgStorage(pg_url)
+    try:
+        (job,) = storage.jobs.recent()
+        assert job.state == "done" and f"published index version {job.version}" in built
+    finally:
+        storage.close()
+    assert f"now serving index version {first}" in run(a, "index", "rollback")
+    run(b, "docs", "remove", "yiwujiaoyufa-2018")
+    assert "yiwujiaoyufa-2018" not in run(a, "docs", "list")
+    run(b, "docs", "list")  # a full sync: the library and the served version
+    assert current_version(a) == first == current_version(b)

@@ -27,7 +27,6 @@ from werkzeug.test import encode_multipart
 
 from bot.storage.pg import PgStorage
 from bot.storage.shared import SharedLibrary
-from tests.bot.postgres import Databases
 from tests.bot.servers import START_TIMEOUT_S, Server
 from tests.bot.test_admin import seed_library, warm_cache  # noqa: F401  (session fixtures)
 from tests.conftest import FIXTURES, LAW, LAW_QUESTION, LAW_TITLE
@@ -94,13 +93,6 @@ class Host:
         except BaseException:
             self.server.stop()
             raise
-
-
-@pytest.fixture(scope="module")
-def shared_url(pg_databases: Databases) -> Iterator[str]:
-    url = pg_databases.create("schema")
-    yield url
-    pg_databases.drop(url)
 
 
 @pytest.fixture(scope="module")
