@@ -7,6 +7,12 @@ A running job writes a heartbeat every :data:`HEARTBEAT_S` seconds; a job whose 
 is older than the store's ``stale_after_s`` belonged to a worker that died (killed,
 restarted mid-build) and is marked failed the next time jobs are read. At most one job is
 active at a time: a second request gets :class:`JobConflict` (the API answers 409).
+
+With several hosts (a :class:`~bot.replica.Replica`), a job runs once across all of them: the
+host asked takes the build lease first (:func:`claim_shared_job`; another host's request then
+gets :class:`BuildLocked`), queues and claims the job, and builds through the replica, which
+publishes for every host; the lease is released after the job's outcome is written, so a job
+still running while nobody holds the lease lost its host.
 """
 
 from __future__ import annotations
