@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from bot.errors import BotError
 from bot.storage.shared import BuildLease, Listener, SharedLibrary
-from index.errors import BuildLocked, IndexNotFound
+from index.errors import BuildLocked, CorpusError, IndexNotFound, RetrievalError
 
 if TYPE_CHECKING:
     from bot.storage.pg import PgStorage
@@ -100,9 +100,16 @@ class Replica:
         wanted = self.shared.documents()
         local = {record.doc_id: asdict(record) for record in list_documents(self.data_dir)}
         for doc_id, record in wanted.items():
-            if local.get(doc_id) != record and (found := self.shared.original(doc_id)) is not None:
-                install_document(self.data_dir, *found)
-                log.info("document %s installed from the shared library", doc_id)
+            key = f"document {doc_id} {record.get('sha256')}"
+            if local.get(doc_id) == record or time.monotonic() < self._failed.get(key, 0.0):
+                continue
+            try:
+                if (found := self.shared.original(doc_id)) is not None:
+                    install_document(self.data_dir, *found)
+                    log.info("document %s installed from the shared library", doc_id)
+            except CorpusError as exc:  # one bad row must not stop the others, nor the index
+                self._failed[key] = time.monotonic() + RETRY_S
+                log.error("document %s of the shared library was not installed: %s", doc_id, exc)
         for doc_id in local.keys() - wanted.keys():
             remove_document(self.data_dir, doc_id)  # archived, as a removal on this host would be
             log.info("document %s removed: it is no longer in the shared library", doc_id)
@@ -283,9 +290,11 @@ class Replica:
 
 
 def _expected(exc: Exception) -> bool:
+    """Whether ``exc`` is a failure the log line says all of (no traceback needed)."""
     from bot.storage import database_errors
+    from index.integrity import Damaged
 
-    return isinstance(exc, (PackDamaged, *database_errors()))
+    return isinstance(exc, (PackDamaged, Damaged, RetrievalError, *database_errors()))
 
 
 def pack_files(files: Mapping[str, bytes]) -> bytes:

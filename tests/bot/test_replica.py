@@ -92,6 +92,16 @@ def test_a_damaged_pack_is_refused_and_the_host_keeps_its_version(hosts, pg_url)
     assert verify_version(b.data_dir, first)["version"] == first
 
 
+def test_a_damaged_document_is_skipped_and_the_rest_still_syncs(hosts, pg_url, caplog):
+    a, b = hosts
+    a.sync()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE shared_documents SET original = 'not the file'::bytea")
+    b.sync()
+    assert _library(b) == [] and current_version(b.data_dir) == current_version(a.data_dir)
+    assert "does not match the SHA-256 of its record" in caplog.text
+
+
 def test_one_build_across_hosts(hosts):
     a, b = hosts
     a.sync(), b.sync()
