@@ -84,9 +84,16 @@ def claim_shared_job(replica: Replica, store: JobStore) -> tuple[BuildLease, Job
     """Take the build lease, queue a job and claim it: whoever holds the lease runs the one build
     of all hosts; the jobs still active then lost their host (it died), so they are failed first.
 
-    :raise BuildLocked: another host (or a CLI command) holds the lease.
+    :raise JobConflict: another host runs a job (the admin page then watches that one).
+    :raise BuildLocked: another host (or a CLI command) holds the lease, and no job is seen running.
     """
-    lease = replica.lease()
+    try:
+        lease = replica.lease()
+    except BuildLocked:
+        running = next((job for job in store.recent(3) if job.state in ("queued", "running")), None)
+        if running is None:
+            raise
+        raise JobConflict(f"job {running.id} is still {running.state}; wait for it to finish", running) from None
     try:
         store.fail_orphans()
         store.create("reindex")

@@ -14,6 +14,7 @@ import pytest
 from bot.cli import cli
 from bot.jobs import claim_shared_job
 from bot.replica import PackDamaged, Replica, add_files
+from bot.storage import JobConflict
 from bot.storage.pg import PgStorage
 from index.errors import BuildLocked
 from index.library import list_documents
@@ -107,9 +108,17 @@ def test_one_build_across_hosts(hosts):
     a.sync(), b.sync()
     lease, job = claim_shared_job(a, a.storage.jobs)
     try:
-        with pytest.raises(BuildLocked):
+        with pytest.raises(JobConflict) as conflict:  # B's admin page then watches A's job
             claim_shared_job(b, b.storage.jobs)
+        assert conflict.value.job.id == job.id
         assert [j.id for j in b.storage.jobs.recent()] == [job.id] and job.state == "running"
+    finally:
+        a.storage.jobs.update(job.id, state="done")
+        lease.release()
+    lease = a.lease()  # held without a job (a rollback, a CLI build starting)
+    try:
+        with pytest.raises(BuildLocked, match="another index build is running"):
+            claim_shared_job(b, b.storage.jobs)
     finally:
         lease.release()
 

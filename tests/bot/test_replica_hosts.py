@@ -87,7 +87,7 @@ class Host:
         self.server.stop()
 
     def restart(self) -> None:
-        self.server = Server(self.data, workers=2, env=self.env)
+        self.server = Server(self.data, workers=1, env=self.env)  # one worker: one searcher per host to ask
         try:
             self.url = self.server.url(START_TIMEOUT_S)
         except BaseException:
@@ -155,7 +155,7 @@ def test_an_upload_and_re_index_on_a_is_served_by_b_within_2_s(hosts):
     assert job["state"] == "done", job
     took = _within(SWITCH_S, lambda: _cites_law(b.ask(LAW_QUESTION)))
     print(f"host B served the new version {took:.2f} s after host A's job was seen done")
-    assert b.served() == a.served() == job["version"]
+    _within(SWITCH_S, lambda: b.served() == a.served() == job["version"])
 
 
 def test_a_rollback_on_a_is_followed_by_b_within_2_s(hosts):
@@ -164,7 +164,7 @@ def test_a_rollback_on_a_is_followed_by_b_within_2_s(hosts):
     assert status == 200, rolled
     took = _within(SWITCH_S, lambda: b.served() == rolled["version"] and not _cites_law(b.ask(LAW_QUESTION)))
     print(f"host B served the rolled-back version {took:.2f} s after the rollback answered")
-    assert a.served() == rolled["version"]
+    _within(SWITCH_S, lambda: a.served() == rolled["version"])
 
 
 def test_two_re_index_requests_at_once_build_once(hosts, shared_url):
@@ -184,6 +184,8 @@ def test_two_re_index_requests_at_once_build_once(hosts, shared_url):
     statuses = sorted(status for status, _ in replies.values())
     assert statuses == [202, 409], replies
     host, (_, started) = next((h, r) for h in hosts for r in [replies[h.url]] if r[0] == 202)
+    refused = next(body for status, body in replies.values() if status == 409)
+    assert refused.get("job", started["job"]) == started["job"]  # the page watches the one job running
     job = host.wait(started["job"])
     assert job["state"] == "done", job
     after, current = _shared(shared_url)
