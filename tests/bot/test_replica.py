@@ -5,6 +5,7 @@ between hosts, rollback, one build lease for all, and a damaged pack refused."""
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -91,6 +92,23 @@ def test_a_damaged_pack_is_refused_and_the_host_keeps_its_version(hosts, pg_url)
         b.sync()
     assert current_version(b.data_dir) == first and list_versions(b.data_dir) == [first]
     assert verify_version(b.data_dir, first)["version"] == first
+
+
+def test_the_workers_of_one_host_change_its_copy_in_turn(hosts, pg_url):
+    a, b = hosts
+    a.sync()
+    worker = Replica(PgStorage(pg_url), b.data_dir, keep=5)  # another gunicorn worker of host B
+    try:
+        with b.host_lock():  # B's first worker is changing the copy
+            waiting = threading.Thread(target=worker.sync)
+            waiting.start()
+            waiting.join(timeout=2.0)
+            assert waiting.is_alive() and _library(b) == []  # it waits, and has changed nothing
+        waiting.join(timeout=60)
+        assert not waiting.is_alive() and _library(b) == _library(a)
+        assert current_version(b.data_dir) == current_version(a.data_dir)
+    finally:
+        worker.storage.close()
 
 
 def test_a_damaged_document_is_skipped_and_the_rest_still_syncs(hosts, pg_url, caplog):
