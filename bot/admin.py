@@ -383,5 +383,3 @@ def _replica() -> Replica | None:
     from bot.service import get_service
 
     return get_service().replica
-
-
