@@ -22,7 +22,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
@@ -52,6 +52,9 @@ from bot.uploads import (  # noqa: F401
 )
 from index.errors import BuildLocked, CorpusError, IndexNotFound
 from index.library import DocumentNotFound, DocumentRecord
+
+if TYPE_CHECKING:
+    from bot.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +187,9 @@ def upload() -> tuple[Response, int]:
     records = list_documents(data)
     with received(request.files, data) as (path, name):
         check_not_duplicate(records, upload_id(name), file_sha256(path), title=title, year=year)
-        record = add_document(data, path, filename=name, title=title, year=year)
+        add = functools.partial(add_document, path=path, filename=name, title=title, year=year)
+        replica = _replica()  # several hosts: into the shared library too
+        (record,) = replica.add(lambda d: [add(d)]) if replica else [add(data)]
     body = {**record_json(record), "replaced": record.doc_id in {r.doc_id for r in records}}
     return jsonify(body), 201
 
@@ -207,7 +212,9 @@ def delete(doc_id: str) -> Response:
     """Take a document out of the library (archived); it is served until the next re-index."""
     from index.library import remove_document
 
-    return jsonify({**record_json(remove_document(_data_dir(), doc_id)), "removed": True})
+    replica = _replica()
+    record = replica.remove_document(doc_id) if replica else remove_document(_data_dir(), doc_id)
+    return jsonify({**record_json(record), "removed": True})
 
 
 def record_json(record: DocumentRecord) -> dict[str, Any]:
@@ -260,7 +267,8 @@ def reindex() -> tuple[Response, int, dict[str, str]]:
     except BuildLocked:
         raise BuildLocked("another index build is running (a CLI `policybot index build`?); "
                           "try again when it has finished") from None
-    job = start_reindex(jobs(), data, embedder=settings_of().embedder, keep=settings_of().keep_versions)
+    job = start_reindex(jobs(), data, embedder=settings_of().embedder, keep=settings_of().keep_versions,
+                        replica=_replica())
     return jsonify(job=job.id, state=job.state), 202, {"Location": url_for(".job", job_id=job.id)}
 
 
@@ -330,7 +338,10 @@ def rollback() -> Response:
     version = (body or {}).get("version")
     if version is not None and not isinstance(version, str):
         raise BadRequest(f'"version" must be a string, not {type(version).__name__}')
-    data = _data_dir()
+    data, replica = _data_dir(), _replica()
+    if replica is not None:  # several hosts: the shared pointer moves, every host follows
+        served, previous = replica.rollback(version)
+        return jsonify(version=served, previous=previous)
     if version is not None and version not in list_versions(data):
         raise IndexNotFound(f"no index version {version!r}; GET /admin/versions lists them")
     previous = current_version(data)
@@ -367,3 +378,8 @@ def _data_dir() -> Path:
     return settings_of().data
 
 
+def _replica() -> Replica | None:
+    """This host's copy of the shared library and index (several hosts), else None."""
+    from bot.service import get_service
+
+    return get_service().replica

@@ -60,6 +60,8 @@ _KNOWN: tuple[tuple[str, str], ...] = (
      "另一个索引重建正在进行（可能是命令行的 policybot index build）：请等它完成后再试。"),
     (r"job (?P<job>\S+) is still (queued|running).*", "重建任务 {job} 尚未完成：请等它结束后再开始新的重建。"),
     (r"the worker running this job stopped.*", "执行此任务的服务进程已停止（可能被重启）：请重新开始重建索引。"),
+    (r"the host running this job stopped.*", "执行此任务的服务器已停止：正在使用的索引没有变化，请重新开始重建索引。"),
+    (r"the build lock was lost.*", "重建期间与数据库的连接中断，失去了重建锁：这次重建没有发布，请重新开始重建索引。"),
     (r"no index in .*", "还没有可用的索引：请先上传文件并重建索引。"),
     (r"no intact index version.*", "没有完好的索引版本：请重建索引。"),
     (r"the index was built with .*", "索引与当前的向量模型或词典不一致：请重建索引。"),

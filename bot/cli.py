@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from index.errors import RetrievalError
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.replica import Replica
 
 
 def settings() -> Settings:
@@ -69,16 +72,66 @@ def index_build(paths: tuple[Path, ...]) -> None:
     With no PATHS, index the library as it is (an empty library starts from corpus/).
     Only new or changed documents are parsed and only new sentences embedded.
     """
-    from index.library import add_paths, build_library_index, list_documents
+    from index.library import build_library_index, list_documents
 
-    with _translated():
+    with _translated(), _replica() as replica:
+        if replica is not None:
+            replica.sync()
         if paths or not list_documents(data_dir()):
-            added = add_paths(data_dir(), list(paths) or [Path("corpus")])
+            added = _add(list(paths) or [Path("corpus")], replica)
             click.echo(f"added {len(added)} document(s): " + ", ".join(r.doc_id for r in added))
         with _progress() as report:
-            version = build_library_index(data_dir(), embedder=embedder_spec(), progress=report,
-                                          keep=keep_versions())
+            if replica is None:
+                version = build_library_index(data_dir(), embedder=embedder_spec(), progress=report,
+                                              keep=keep_versions())
+            else:
+                version = _shared_build(replica, report)
     click.echo(f"published index version {version} in {data_dir() / 'index'}")
+
+
+@contextmanager
+def _replica() -> Iterator[Replica | None]:
+    """This host's copy of the shared library and index when POLICYBOT_DATABASE_URL is set, else None;
+    its database connections are closed at the end of the command."""
+    if not settings().database_url:
+        yield None
+        return
+    from bot.replica import Replica
+    from bot.storage import open_storage
+
+    storage = open_storage(settings())
+    try:
+        yield Replica(storage, data_dir(), keep=keep_versions())  # type: ignore[arg-type]
+    finally:
+        storage.close()
+
+
+def _add(paths: list[Path], replica: Replica | None, *, title: str | None = None, year: int | None = None) -> list:
+    """Add ``paths`` to the library: this host's, or the shared one (several hosts)."""
+    from bot.replica import add_files
+    from index.library import add_paths
+
+    if replica is None:
+        return add_paths(data_dir(), paths, title=title, year=year)
+    return replica.add(add_files(paths, title=title, year=year))
+
+
+def _shared_build(replica: Replica, report: _progress) -> str:
+    """Re-index the shared library as a job (seen on every host's admin page), run here, once."""
+    from bot.jobs import claim_shared_job, run_reindex
+    from bot.storage import JobConflict
+
+    store = replica.storage.jobs
+    try:
+        lease, job = claim_shared_job(replica, store)
+    except JobConflict as exc:
+        raise click.ClickException(str(exc)) from None
+    run_reindex(store, job.id, data_dir(), embedder=embedder_spec(), keep=keep_versions(), replica=replica,
+                lease=lease, progress=report)
+    done = store.get(job.id)
+    if done is None or done.state != "done" or done.version is None:
+        raise click.ClickException(f"the re-index failed: {done.error if done else 'its job is gone'}")
+    return done.version
 
 
 @index_group.command("versions")
@@ -98,8 +151,8 @@ def index_rollback(version: str | None) -> None:
     """Serve VERSION again (default: the version before the current one); no rebuild, no restart."""
     from index.store import rollback
 
-    with _translated():
-        served = rollback(data_dir(), version)
+    with _translated(), _replica() as replica:
+        served = rollback(data_dir(), version) if replica is None else replica.rollback(version)[0]
     click.echo(f"now serving index version {served}")
 
 
@@ -114,11 +167,9 @@ def docs_group() -> None:
 @click.option("--year", type=click.IntRange(1900, 2100), help="The document's year, instead of the one parsed.")
 def docs_add(files: tuple[Path, ...], title: str | None, year: int | None) -> None:
     """Check and add FILES to the library (run `policybot index build` to serve them)."""
-    from index.library import add_paths
-
     title = " ".join((title or "").split()).strip("《》") or None
-    with _translated():
-        for record in add_paths(data_dir(), list(files), title=title, year=year):
+    with _translated(), _replica() as replica:
+        for record in _add(list(files), replica, title=title, year=year):
             click.echo(f"added {record.doc_id}: 《{record.title}》 {record.year or ''} {record.items} items")
 
 
@@ -128,6 +179,9 @@ def docs_list(as_json: bool) -> None:
     """List the library: id, title, year, format, items, sentences, added."""
     from index.library import list_documents
 
+    with _translated(), _replica() as replica:
+        if replica is not None:
+            replica.sync()  # the shared library, even where no server runs
     records = list_documents(data_dir())
     if as_json:
         click.echo(json.dumps([asdict(r) for r in records], ensure_ascii=False, indent=2))
@@ -148,8 +202,8 @@ def docs_remove(doc_id: str) -> None:
     """Take DOC_ID out of the library (the original is archived); re-index to stop serving it."""
     from index.library import remove_document
 
-    with _translated():
-        record = remove_document(data_dir(), doc_id)
+    with _translated(), _replica() as replica:
+        record = remove_document(data_dir(), doc_id) if replica is None else replica.remove_document(doc_id)
     click.echo(f"removed {record.doc_id} (《{record.title}》); run `policybot index build` to re-index")
 
 
@@ -282,8 +336,13 @@ class _translated:
         return None
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and issubclass(exc_type, RetrievalError):
+        from bot.errors import BotError
+        from bot.storage import database_errors
+
+        if exc_type is not None and issubclass(exc_type, (RetrievalError, BotError)):
             raise click.ClickException(str(exc)) from exc
+        if exc_type is not None and issubclass(exc_type, database_errors()):  # the shared database (several hosts)
+            raise click.ClickException(f"the bot's database failed: {exc}") from exc
 
 
 def _register_optional_commands() -> None:

@@ -7,6 +7,12 @@ A running job writes a heartbeat every :data:`HEARTBEAT_S` seconds; a job whose 
 is older than the store's ``stale_after_s`` belonged to a worker that died (killed,
 restarted mid-build) and is marked failed the next time jobs are read. At most one job is
 active at a time: a second request gets :class:`JobConflict` (the API answers 409).
+
+With several hosts (a :class:`~bot.replica.Replica`), a job runs once across all of them: the
+host asked takes the build lease first (:func:`claim_shared_job`; another host's request then
+gets :class:`BuildLocked`), queues and claims the job, and builds through the replica, which
+publishes for every host; the lease is released after the job's outcome is written, so a job
+still running while nobody holds the lease lost its host.
 """
 
 from __future__ import annotations
@@ -17,11 +23,17 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.storage import Job, JobConflict, JobStore, database_errors
+from bot.storage.shared import BuildLease, LeaseLost
 from index.errors import BuildLocked, RetrievalError
 
-__all__ = ["Job", "JobConflict", "JobStore", "run_reindex", "start_reindex", "storage_problem"]
+if TYPE_CHECKING:
+    from bot.replica import Replica
+    from index.build import Progress
+
+__all__ = ["Job", "JobConflict", "JobStore", "claim_shared_job", "run_reindex", "start_reindex", "storage_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +44,13 @@ REPORT_EVERY_S = 0.25  # progress rows written at most this often (embedding rep
 class _Reporter:
     """The build's progress callback: writes the stage and counts, at most every :data:`REPORT_EVERY_S`."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
-        self.store, self.job_id = store, job_id
+    def __init__(self, store: JobStore, job_id: str, *, also: Progress | None = None) -> None:
+        self.store, self.job_id, self.also = store, job_id, also
         self._stage, self._last = "", 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.also is not None:
+            self.also(stage, done, total)
         now = time.monotonic()
         if stage == self._stage and done < total and now - self._last < REPORT_EVERY_S:
             return
@@ -46,34 +60,74 @@ class _Reporter:
             self.store.update(self.job_id, stage="publish", done=0, total=1)
 
 
-def start_reindex(store: JobStore, data_dir: Path, *, embedder: str, keep: int) -> Job:
-    """Queue a re-index of the library and run it in a background thread of this process.
+def start_reindex(store: JobStore, data_dir: Path, *, embedder: str, keep: int,
+                  replica: Replica | None = None) -> Job:
+    """Queue a re-index of the library and run it in a background thread of this process; with a
+    ``replica`` (several hosts), under the build lease, for every host.
 
     :raise JobConflict: a job is already queued or running.
+    :raise BuildLocked: another host is building (several hosts).
     """
-    job = store.create("reindex")
+    lease = None
+    if replica is None:
+        job = store.create("reindex")
+    else:
+        lease, job = claim_shared_job(replica, store)
     thread = threading.Thread(target=run_reindex, args=(store, job.id, Path(data_dir)),
-                              kwargs={"embedder": embedder, "keep": keep},
+                              kwargs={"embedder": embedder, "keep": keep, "replica": replica, "lease": lease},
                               name=f"policybot-reindex-{job.id}", daemon=True)
     thread.start()
     return job
 
 
-def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, keep: int) -> None:
-    """Run job ``job_id`` to its end (done or failed); never raises."""
+def claim_shared_job(replica: Replica, store: JobStore) -> tuple[BuildLease, Job]:
+    """Take the build lease, queue a job and claim it: whoever holds the lease runs the one build
+    of all hosts; the jobs still active then lost their host (it died), so they are failed first.
+
+    :raise JobConflict: another host runs a job (the admin page then watches that one).
+    :raise BuildLocked: another host (or a CLI command) holds the lease, and no job is seen running.
+    """
+    try:
+        lease = replica.lease()
+    except BuildLocked:
+        running = next((job for job in store.recent(3) if job.state in ("queued", "running")), None)
+        if running is None:
+            raise
+        raise JobConflict(f"job {running.id} is still {running.state}; wait for it to finish", running) from None
+    try:
+        store.fail_orphans()
+        store.create("reindex")
+        job = store.claim()
+        if job is None:  # nobody else may claim while the lease is ours
+            raise RuntimeError("the queued job could not be claimed")
+    except BaseException:
+        lease.release()
+        raise
+    return lease, job
+
+
+def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, keep: int,
+                replica: Replica | None = None, lease: BuildLease | None = None,
+                progress: Progress | None = None) -> None:
+    """Run job ``job_id`` to its end (done or failed), then release ``lease``; never raises.
+    ``progress`` is told too (the CLI's bars)."""
     from index.library import build_library_index
 
     stop = threading.Event()
     heart = threading.Thread(target=_beat, args=(store, job_id, stop), name=f"policybot-beat-{job_id}",
                              daemon=True)
+    report = _Reporter(store, job_id, also=progress)
     try:
         store.update(job_id, state="running", stage="parse", done=0, total=0)
         heart.start()
-        version = build_library_index(data_dir, embedder=embedder, progress=_Reporter(store, job_id), keep=keep)
+        if replica is None or lease is None:
+            version = build_library_index(data_dir, embedder=embedder, progress=report, keep=keep)
+        else:
+            version = replica.build(lease, embedder=embedder, progress=report)
     except BuildLocked:
         _fail(store, job_id, "another index build is running (a CLI `policybot index build`?); "
                              "start the re-index again when it has finished")
-    except RetrievalError as exc:
+    except (RetrievalError, LeaseLost) as exc:
         _fail(store, job_id, str(exc))
     except Exception as exc:  # a background thread has nobody else to report to
         problem = storage_problem(exc, data_dir)
@@ -90,6 +144,8 @@ def run_reindex(store: JobStore, job_id: str, data_dir: Path, *, embedder: str, 
         stop.set()
         if heart.is_alive():
             heart.join(timeout=HEARTBEAT_S)
+        if lease is not None:  # after the job's outcome is written: a free lease means "nobody runs it"
+            lease.release()
 
 
 def storage_problem(exc: BaseException, data_dir: Path) -> str | None:

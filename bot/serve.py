@@ -49,6 +49,7 @@ def serve(host: str, port: int, workers: int, get_path: str | None, help_setting
     from bot.config import settings_of
 
     app = build_app()
+    sync_replica(app)
     require_index(settings_of(app).data)
     if get_path:
         from bot.service import get_service
@@ -120,6 +121,21 @@ def load_settings() -> Settings:
         return config.load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def sync_replica(app) -> None:
+    """With several hosts, fetch the shared library and served version before serving: a new host
+    starts from an empty data folder. A database that cannot be reached is logged, not fatal: the
+    local copy is served, and each worker's sync thread tries again."""
+    from bot.service import get_service
+
+    replica = get_service(app).replica
+    if replica is None:
+        return
+    try:
+        replica.sync()
+    except Exception as exc:  # unreachable database, a damaged pack: serve what is here meanwhile
+        logging.getLogger(__name__).error("could not sync with the shared database: %s", exc)
 
 
 def require_index(data_dir: Path) -> None:
@@ -245,6 +261,8 @@ def _warm_app():
         get_service(app).searchers()
     except RetrievalError as exc:
         logging.getLogger(__name__).error("index not loaded: %s (/healthz answers 503)", exc)
+    if get_service(app).replica is not None:
+        get_service(app).replica.start()  # several hosts: follow the shared index (bot/replica.py)
     return app
 
 

@@ -36,6 +36,7 @@ from index.errors import IndexNotFound
 
 if TYPE_CHECKING:
     from bot.dialog import Dialog
+    from bot.replica import Replica
     from bot.sessions import SessionMemory, SharedSessionMemory
     from index.search import Searcher
 
@@ -178,8 +179,9 @@ class Service:
 
     def __init__(self, *, searchers: SearcherProvider, dialog: Dialog, storage: Storage, metrics: Metrics,
                  sessions: SharedSessionMemory | None = None, stale_after_s: float = 30.0,
-                 poll_s: float = 0.02, curation: Curation | None = None) -> None:
+                 poll_s: float = 0.02, curation: Curation | None = None, replica: Replica | None = None) -> None:
         self.searchers = searchers
+        self.replica = replica  # several hosts: this host's copy of the shared library and index
         self.dialog = dialog
         self.storage = storage
         self.curation = curation or Curation(storage)  # FAQ, ratings, confirmed answers
@@ -232,6 +234,8 @@ class Service:
 
     def close(self) -> None:
         self.searchers.close()
+        if self.replica is not None:
+            self.replica.close()
         self.storage.close()
 
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
@@ -356,9 +360,19 @@ def init_app(app: Flask) -> Service:
         metrics=Metrics(),
         sessions=memory,
         curation=curation,
+        replica=_replica(settings, storage),
     )
     app.extensions[EXTENSION] = service
     return service
+
+
+def _replica(settings: Settings, storage: Storage) -> Replica | None:
+    """This host's copy of the shared library and index, when the state is in PostgreSQL."""
+    if not settings.database_url:
+        return None
+    from bot.replica import Replica
+
+    return Replica(storage, settings.data, keep=settings.keep_versions)  # type: ignore[arg-type]
 
 
 def get_service(app: Flask | None = None) -> Service:

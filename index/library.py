@@ -14,6 +14,7 @@ stale, and the build embeds only sentences whose content hash is new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -118,12 +119,44 @@ def list_documents(data_dir: Path) -> list[DocumentRecord]:
 
 def remove_document(data_dir: Path, doc_id: str) -> DocumentRecord:
     """Take a document out of the library (archived, not deleted); re-index to stop serving it."""
-    folder = library_root(data_dir) / doc_id
-    if "/" in doc_id or doc_id.startswith(".") or not (folder / "record.json").is_file():
-        raise DocumentNotFound(f"no document {doc_id!r}; `policybot docs list` shows the ids")
+    folder = _folder(data_dir, doc_id)
     record = _read_record(folder / "record.json")
     _archive(data_dir, folder)
     return record
+
+
+def document_files(data_dir: Path, doc_id: str) -> tuple[dict, bytes]:
+    """The record (as JSON data) and the original bytes of ``doc_id``: what another host needs to
+    hold the same document (:func:`install_document`).
+
+    :raises DocumentNotFound: no such document.
+    """
+    folder = _folder(data_dir, doc_id)
+    record = _read_record(folder / "record.json")
+    return asdict(record), (folder / f"original.{record.format}").read_bytes()
+
+
+def install_document(data_dir: Path, record: dict, original: bytes) -> DocumentRecord:
+    """Keep a document added on another host: its ``record`` and ``original`` as
+    :func:`document_files` gave them, replacing (archiving) a document with the same id. It is
+    parsed when the index is next built, not here.
+
+    :raises CorpusError: the record is malformed, or the original is not the file it describes.
+    """
+    try:
+        stored = DocumentRecord(**record)
+    except TypeError as exc:
+        raise CorpusError(f"not a library record ({exc})") from None
+    try:
+        _folder_name(stored.doc_id)
+    except DocumentNotFound:
+        raise CorpusError(f"not a document id: {stored.doc_id!r}") from None
+    if stored.format not in SUPPORTED_FORMATS:
+        raise CorpusError(f"{stored.doc_id}: unsupported format {stored.format!r}")
+    if hashlib.sha256(original).hexdigest() != stored.sha256:
+        raise CorpusError(f"{stored.doc_id}: the original does not match the SHA-256 of its record")
+    _place(data_dir, stored, original, None)
+    return stored
 
 
 def load_documents(data_dir: Path) -> list[Document]:
@@ -179,29 +212,51 @@ def _parse_as(path: Path, suffix: str, doc_id: str, name: str) -> Parsed:
 
 def _store(data_dir: Path, source: Path, parsed: Parsed, filename: str, suffix: str, *,
            title: str | None = None, year: int | None = None) -> DocumentRecord:
-    import hashlib
-
     doc = parsed.document
-    root = library_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".staging-{doc.doc_id}-{time.time_ns()}"
-    staging.mkdir()
-    shutil.copyfile(source, staging / f"original{suffix}")
-    sha = hashlib.sha256((staging / f"original{suffix}").read_bytes()).hexdigest()
+    original = source.read_bytes()
     record = DocumentRecord(
         doc_id=doc.doc_id, title=title or doc.title, year=year if year is not None else doc.year,
         format=suffix.lstrip("."), sections=len(doc.sections), items=len(doc.items),
-        sentences=sum(len(i.sentences) for i in doc.items), sha256=sha,
+        sentences=sum(len(i.sentences) for i in doc.items), sha256=hashlib.sha256(original).hexdigest(),
         added=datetime.now(UTC).isoformat(timespec="seconds"), filename=filename, encoding=parsed.encoding,
         title_override=title or None, year_override=year,
     )
+    _place(data_dir, record, original, doc)
+    return record
+
+
+def _place(data_dir: Path, record: DocumentRecord, original: bytes, doc: Document | None) -> None:
+    """Write the document's folder aside, then rename it into place (archiving the one it replaces),
+    so a reader never sees half a document."""
+    root = library_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{record.doc_id}-{time.time_ns()}"
+    staging.mkdir()
+    (staging / f"original.{record.format}").write_bytes(original)
     (staging / "record.json").write_text(json.dumps(asdict(record), ensure_ascii=False, indent=1), "utf-8")
-    _write_parsed(staging, doc, sha)
-    target = root / doc.doc_id
+    if doc is not None:
+        _write_parsed(staging, doc, record.sha256)
+    target = root / record.doc_id
     if target.exists():
         _archive(data_dir, target)
     staging.rename(target)
-    return record
+
+
+def _folder_name(doc_id: str) -> None:
+    if not doc_id or "/" in doc_id or doc_id.startswith(".") or len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
+        raise DocumentNotFound(f"no document {doc_id!r}; `policybot docs list` shows the ids")
+
+
+def _folder(data_dir: Path, doc_id: str) -> Path:
+    """The folder of ``doc_id``.
+
+    :raises DocumentNotFound: the id is not a document's (or not an id at all).
+    """
+    _folder_name(doc_id)
+    folder = library_root(data_dir) / doc_id
+    if not (folder / "record.json").is_file():
+        raise DocumentNotFound(f"no document {doc_id!r}; `policybot docs list` shows the ids")
+    return folder
 
 
 def _archive(data_dir: Path, folder: Path) -> None:

@@ -23,11 +23,11 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -136,8 +136,12 @@ def read_manifest(data_dir: Path, version: str) -> dict:
     :raise Damaged: it is missing, unreadable or not a JSON object naming its version.
     """
     _check_name(version)
+    return _manifest_in(index_root(data_dir) / version)
+
+
+def _manifest_in(folder: Path) -> dict:
     try:
-        manifest = json.loads((index_root(data_dir) / version / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise Damaged(f"{MANIFEST} is missing") from None
     except (OSError, ValueError) as exc:
@@ -193,6 +197,46 @@ def index_health(data_dir: Path) -> IndexHealth:
     versions = tuple(check_version(data_dir, v) for v in fallback_order(published, list_versions(data_dir)))
     served = next((v.version for v in versions if v.intact), None)
     return IndexHealth(published, served, versions)
+
+
+# -- versions built on another host ------------------------------------------------------------
+
+
+def version_files(data_dir: Path, version: str) -> dict[str, bytes]:
+    """Every file of the intact ``version`` by its path in the version's folder (:func:`install_version`'s
+    input on another host). :raise Damaged: the version fails its checks."""
+    folder = index_root(data_dir) / verify_version(data_dir, version)["version"]
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def install_version(data_dir: Path, version: str, files: Mapping[str, bytes]) -> None:
+    """Put ``version``, built on another host, into place and publish it: written into a hidden folder
+    and checked against a manifest that lists every file, then renamed into place, so a damaged copy
+    never reaches the index (a version already here intact is only published).
+
+    :raise Damaged: the files are not that version or fail its checks; nothing here has changed.
+    :raise BuildLocked: a build is running here.
+    """
+    _check_name(version)
+    root, tmp = index_root(data_dir), index_root(data_dir) / f".tmp-{version}"
+    with build_lock(data_dir):
+        if not check_version(data_dir, version).intact:
+            try:
+                for name, data in files.items():
+                    relative = PurePosixPath(name)
+                    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                        raise Damaged(f"a file outside the version: {name!r}")
+                    (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / relative).write_bytes(data)
+                manifest = _manifest_in(tmp)
+                if manifest["version"] != version or set(manifest.get("files") or ()) != set(files) - {MANIFEST}:
+                    raise Damaged(f"{MANIFEST} is not version {version!r}'s, or lists other files than those received")
+                check_files(tmp, manifest)
+                shutil.rmtree(root / version, ignore_errors=True)  # a damaged copy of it
+                os.replace(tmp, root / version)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        publish(data_dir, version)
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ log and dedupe tables grow by the messages sent.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         host = folder / name
         host.mkdir()
-        (host / "index").symlink_to(data / "index", target_is_directory=True)
+        # A copy, not a link: each host's sync thread (bot/replica.py) may install versions into its own.
+        shutil.copytree(data / "index", host / "index", symlinks=True)
         hosts.append(host)
     load_servers.server_env = _hosts_env(args.database_url)
     database_cpu = _database_cpu(args.database_url)

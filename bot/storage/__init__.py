@@ -9,6 +9,7 @@ declares its schema with :func:`~bot.storage.schema.register_schema` and its que
 - :mod:`~bot.storage.sessions`: follow-up sessions;
 - :mod:`~bot.storage.jobs`: background re-index jobs (:class:`JobStore`);
 - :mod:`~bot.storage.tokens`: platform access tokens (wechatpy's session storage);
+- :mod:`~bot.storage.shared`: the library and index versions several hosts share (PostgreSQL);
 - :mod:`~bot.storage.base`: connections, transactions and the salted hash (``meta``).
 
 :class:`Storage` is the object the app holds: the connection side with the per-message

@@ -94,9 +94,12 @@ class Job:
 class JobStore:
     """The jobs table of ``db``; any thread or process may use it."""
 
-    def __init__(self, db: Database, *, stale_after_s: float = STALE_AFTER_S) -> None:
+    def __init__(self, db: Database, *, stale_after_s: float = STALE_AFTER_S, build_lock: int | None = None) -> None:
         self.db = db
         self.stale_after_s = stale_after_s
+        # PostgreSQL: the advisory lock a host holds while it runs a job (bot.storage.shared.BuildLease);
+        # an active job while nobody holds it lost its host.
+        self.build_lock = build_lock
 
     def create(self, kind: str = "reindex") -> Job:
         """Queue a new job.
@@ -143,14 +146,47 @@ class JobStore:
             conn.execute(f"UPDATE jobs SET {assignments}heartbeat = ? WHERE id = ?",
                          (*fields.values(), time.time(), job_id))
 
+    def fail_orphans(self) -> int:
+        """Fail every active job; only for the holder of the build lease, who knows that whoever ran
+        them lost it (their host died). Returns how many."""
+        with self.db.transaction() as conn:
+            return self._fail(conn, "state IN (?, ?)", ACTIVE, _ORPHANED)
+
+    def claim(self) -> Job | None:
+        """Take the oldest queued job and mark it running (PostgreSQL, by the holder of the build
+        lease): ``FOR UPDATE SKIP LOCKED`` lets claimers pass each other's row, never share one."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1"
+                               " FOR UPDATE SKIP LOCKED").fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE jobs SET state = 'running', stage = 'parse', heartbeat = ? WHERE id = ?",
+                         (time.time(), row[0]))
+            return Job(*conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", row).fetchone())
+
     def beat(self, job_id: str) -> None:
         """Record that the job's thread is alive."""
         self.update(job_id)
 
     def _fail_stale(self, conn: sqlite3.Connection, now: float) -> None:
-        count = conn.execute(
-            "UPDATE jobs SET state = 'failed', finished = ?, error = ? WHERE state IN (?, ?) AND heartbeat < ?",
-            (now, f"the worker running this job stopped (no sign of life for {self.stale_after_s:.0f} s); "
-                  "start the re-index again", *ACTIVE, now - self.stale_after_s)).rowcount
+        self._fail(conn, "state IN (?, ?) AND heartbeat < ?", (*ACTIVE, now - self.stale_after_s),
+                   f"the worker running this job stopped (no sign of life for {self.stale_after_s:.0f} s); "
+                   "start the re-index again")
+        if self.build_lock is not None:  # running, but no host holds the lease: its host died (PostgreSQL)
+            self._fail(conn, f"state = 'running' AND NOT EXISTS ({_LEASE_HELD})",
+                       (self.build_lock >> 32, self.build_lock & 0xFFFFFFFF), _ORPHANED)
+
+    def _fail(self, conn: sqlite3.Connection, where: str, params: tuple, error: str) -> int:
+        count = conn.execute(f"UPDATE jobs SET state = 'failed', finished = ?, error = ? WHERE {where}",
+                             (time.time(), error, *params)).rowcount
         if count:
-            log.warning("%d job(s) marked failed: their worker stopped", count)
+            log.warning("%d job(s) marked failed: %s", count, error)
+        return count
+
+
+_ORPHANED = ("the host running this job stopped (it no longer holds the build lock); "
+             "the index it served is unchanged: start the re-index again")
+#: Whether a session holds the advisory lock with a 64-bit key (PostgreSQL splits it into two oids).
+_LEASE_HELD = ("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+               " AND classid::bigint = ? AND objid::bigint = ?")

@@ -21,13 +21,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
 from bot.storage import Storage
 from bot.storage.dialect import translate, translate_schema
+from bot.storage.jobs import JobStore
 from bot.storage.schema import VERSIONS_TABLE, _refuse_newer, apply_migrations, behind, registered
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 #: Advisory lock keys (any 64-bit numbers no other application on the server uses).
 WRITE_LOCK = 0x706F6C6963790001
 MIGRATE_LOCK = 0x706F6C6963790002
+BUILD_LOCK = 0x706F6C6963790003  # held by the one host building the shared index (bot.storage.shared)
 CONNECT_TIMEOUT_S = 10
 _PRIMARY_KEY = ("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
                 " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary")
@@ -113,6 +115,11 @@ class PgStorage(Storage):
         self._keys: dict[str, tuple[str, ...]] = {}
         self._checked = False
 
+    @cached_property
+    def jobs(self) -> JobStore:
+        """The jobs, where a running job whose host no longer holds the build lease is failed at once."""
+        return JobStore(self, build_lock=BUILD_LOCK)
+
     def connection(self) -> PgConnection:  # type: ignore[override]
         """This thread's connection, opened (and the schema version checked) on first use, and again
         when the server dropped it."""
@@ -172,9 +179,9 @@ def check(conn: psycopg.Connection, *, where: str) -> None:
     :raise SchemaTooNew: a newer policybot upgraded the database.
     :raise SchemaNotUpgraded: ``policybot db upgrade`` has not been run since this code was installed.
     """
-    versions = schema_versions(conn)
+    versions, schemas = schema_versions(conn), registered()  # registered first: it imports every table module
     _refuse_newer(versions)
-    if lagging := behind(versions, registered()):
+    if lagging := behind(versions, schemas):
         steps = ", ".join(f"{name} {old}→{new}" for name, old, new in lagging)
         raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({steps}); "
                                 "run `policybot db upgrade` once, then start the bot")

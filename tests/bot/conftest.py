@@ -127,3 +127,11 @@ def pg_empty_url(pg_databases: Databases) -> Iterator[str]:
     url = pg_databases.create("empty")
     yield url
     pg_databases.drop(url)
+
+
+@pytest.fixture(scope="module")
+def shared_url(pg_databases: Databases) -> Iterator[str]:
+    """One database, the bot's schema applied, for a module's hosts (two ``policybot serve`` processes)."""
+    url = pg_databases.create("schema")
+    yield url
+    pg_databases.drop(url)

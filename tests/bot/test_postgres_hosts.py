@@ -20,20 +20,11 @@ from tests.bot.platforms import (
     assert_quotes_class_size_answer,
     next_msg_id,
 )
-from tests.bot.postgres import Databases
 from tests.bot.servers import START_TIMEOUT_S, Server
 
 pytestmark = pytest.mark.slow
 PLATFORM = WeChatServer()
 PLAN_QUESTION = "今年幼儿园有啥目标？"
-
-
-@pytest.fixture(scope="module")
-def shared_url(pg_databases: Databases) -> Iterator[str]:
-    """One database for the module's two hosts (each test tells its rows apart by question and user)."""
-    url = pg_databases.create("schema")
-    yield url
-    pg_databases.drop(url)
 
 
 @pytest.fixture(scope="module")
