@@ -10,6 +10,7 @@ one indexed row, cheap enough to do for every question.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, TypeVar
 
@@ -106,8 +107,9 @@ class Confirmed:
 class Curation:
     """The curated tables of ``storage``'s database."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.storage = storage
+        self._clock = clock  # for how long popular() keeps its answer
         self._last_prune = 0.0
         self._popular: dict[int, tuple[float, list[str]]] = {}  # limit → (when asked, suggestions)
 
@@ -200,7 +202,7 @@ class Curation:
         box: suggestions for an empty chat. Kept :data:`POPULAR_FOR_S` seconds per process: the query
         groups every answer served, and every chat page asks for it. None yet is not kept: a new
         library shows its first suggestion as soon as there is one (and its table is small)."""
-        now = time.monotonic()
+        now = self._clock()
         cached = self._popular.get(limit)
         if cached is not None and now - cached[0] < POPULAR_FOR_S:
             return list(cached[1])
