@@ -106,9 +106,11 @@ class Database:
         with self._write_lock, immediate_transaction(conn):
             yield conn
 
-    def write_together(self, writes: Sequence[Write]) -> list[Any]:
+    def write_together(self, writes: Sequence[Write], *, durable: bool = True) -> list[Any]:
         """Run ``writes`` as one atomic unit and give the value each returned (None: no row, or no
-        ``RETURNING``), then call each one's :attr:`Write.then` with it.
+        ``RETURNING``), then call each one's :attr:`Write.then` with it. ``durable=False``: writes
+        whose loss in a crash of the database server would be harmless need not wait for the disk
+        (PostgreSQL; SQLite's WAL with ``synchronous=NORMAL`` never waits for it at a commit).
 
         For a message's independent writes: each an ``INSERT``, ``UPDATE`` or ``DELETE`` of its own
         table, none reading what another wrote (PostgreSQL runs them as one statement, where they

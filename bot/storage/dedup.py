@@ -89,7 +89,9 @@ class Dedup(Database):
             writes.append(_count_write(self.hash(f"rate:{admission.rate[0]}"), admission.rate[1]))
         writes.append(Write("INSERT INTO answers (key, state, claimed_at, owner) VALUES (?, 'pending', ?, ?)"
                             " ON CONFLICT (key) DO NOTHING RETURNING key", (hashed, now, self.owner)))
-        *admitted, inserted = self.write_together(writes)
+        # Not durable: lost in a crash of the database server, a pending claim, a signed pair or a
+        # count only lets a retry compute the answer again (the answer's own write is durable).
+        *admitted, inserted = self.write_together(writes, durable=False)
         refused = self._admit(admission, admitted) if admission else None
         if refused:
             if inserted is not None:

@@ -119,7 +119,7 @@ class PgStorage(Storage):
         self.path = describe(url)  # type: ignore[assignment]  # where, in messages (no password)
         self._translated: dict[tuple[str, bool], str] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
-        self._together: dict[tuple[str, ...], str] = {}  # write_together's statements, composed once
+        self._together: dict[tuple, str] = {}  # write_together's statements, composed once
         self._checked = False
 
     def connection(self) -> PgConnection:  # type: ignore[override]
@@ -155,27 +155,32 @@ class PgStorage(Storage):
         with conn.raw.transaction():
             yield conn
 
-    def write_together(self, writes: Sequence[Write]) -> list[Any]:
+    def write_together(self, writes: Sequence[Write], *, durable: bool = True) -> list[Any]:
         """:meth:`~bot.storage.base.Database.write_together` as one statement: each write a
         data-modifying ``WITH`` query, their ``RETURNING`` values selected together. One round trip,
-        atomic on its own (autocommit: no ``BEGIN`` or ``COMMIT`` to send)."""
+        atomic on its own (autocommit: no ``BEGIN`` or ``COMMIT`` to send). Not ``durable``: the
+        commit does not wait for the WAL to reach the disk (``synchronous_commit`` off for this
+        statement alone; other hosts see it at once all the same)."""
         if not writes:
             return []
         check_together(writes)
         conn = self.connection()
-        statement = self._together.get(key := tuple(w.sql for w in writes))
+        statement = self._together.get(key := (durable, *(w.sql for w in writes)))
         if statement is None:
-            statement = self._together[key] = self._compose([self.sql(w.sql, True, conn.raw) for w in writes])
+            statement = self._compose([self.sql(w.sql, True, conn.raw) for w in writes], durable=durable)
+            self._together[key] = statement
         values = conn.raw.execute(statement, [p for w in writes for p in w.params]).fetchone()
-        return call_then(writes, list(values))
+        return call_then(writes, list(values)[:len(writes)])
 
     @staticmethod
-    def _compose(statements: list[str]) -> str:
+    def _compose(statements: list[str], *, durable: bool) -> str:
         queries, values = [], []
         for n, text in enumerate(statements):
             queries.append(f"w{n} AS ({text})")
             column = returning(text)
             values.append(f"(SELECT {column} FROM w{n} LIMIT 1)" if column else "NULL")
+        if not durable:  # local to the statement's own transaction; selected, or it would not run
+            values.append("set_config('synchronous_commit', 'off', true)")
         return f"WITH {', '.join(queries)} SELECT {', '.join(values)}"
 
     def sql(self, statement: str, params: bool, conn: psycopg.Connection) -> str:
@@ -209,9 +214,9 @@ def check(conn: psycopg.Connection, *, where: str) -> None:
     :raise SchemaTooNew: a newer policybot upgraded the database.
     :raise SchemaNotUpgraded: ``policybot db upgrade`` has not been run since this code was installed.
     """
-    versions = schema_versions(conn)
+    versions, known = schema_versions(conn), registered()  # every module imported before the versions are judged
     _refuse_newer(versions)
-    if lagging := behind(versions, registered()):
+    if lagging := behind(versions, known):
         steps = ", ".join(f"{name} {old}→{new}" for name, old, new in lagging)
         raise SchemaNotUpgraded(f"the bot's {where} needs schema upgrades ({steps}); "
                                 "run `policybot db upgrade` once, then start the bot")
