@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS served_asked ON served (asked_at)  -- the daily prune
 R = TypeVar("R")
 SERVED_KEEP_S = 180 * 86400  # as long as the question log keeps a question by default
 PRUNE_EVERY_S = 86400.0
-POPULAR_FOR_S = 60.0  # how long a process keeps the chat page's suggestions before asking again
+POPULAR_FOR_S = 10.0  # how long a process keeps the chat page's suggestions before asking again
 MAX_FAQ_QUESTION = 200
 MAX_FAQ_ANSWER = 1000
 #: A question becomes a public suggestion only when this many different users asked it: one

@@ -7,11 +7,14 @@ state: the same table modules as on SQLite, their SQL said in PostgreSQL's words
   transaction-scoped advisory lock, so such transactions run one at a time across every host,
   exactly as SQLite's ``BEGIN IMMEDIATE`` runs them across workers: a table module's
   read-then-write steps (queue the one active job, lease a token) stay correct without being
-  rewritten for PostgreSQL. A message's own writes (its claim, nonce and rate count; its answer,
-  log row, session and served answer) ask for ``transaction(serial=False)``: each statement is an
-  upsert or a compare-and-set on its own key, so the rows' locks suffice and messages of different
-  users never wait for each other. (Not pipelined: on loopback a round trip costs psycopg less
-  CPU than its pipeline's bookkeeping, measured.)
+  rewritten for PostgreSQL. Writes that need no more than their rows' own locks ask for
+  ``transaction(serial=False)`` and run side by side.
+- A message's two writes (its claim with its signed pair and rate count; its answer with its log
+  row, session and served answer) are each one statement (:meth:`PgStorage.write_together`):
+  every part an upsert or a compare-and-set on its own key, so messages of different users never
+  wait for each other, in one round trip instead of one per statement plus ``BEGIN``/``COMMIT``.
+  (psycopg's pipeline mode was tried first: on loopback its bookkeeping cost more client CPU than
+  the round trips it saved, measured.)
 - No connection pool: a thread keeps its connection, and the threads are few and long-lived
   (gunicorn's, the answer runner's), so a pool would only add a check-out per transaction.
 - A broken connection (the server restarted) is replaced on the next use.
