@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
 from bot.errors import Refused
 from bot.metrics import Metrics
 from bot.searchcache import CachedSearcher
-from bot.storage import Admission, LogEntry, Storage, database_errors, open_storage
+from bot.storage import Admission, LogEntry, Storage, Write, database_errors, open_storage
 from bot.storage.curation import Curation, Served
 from index.domain import Document, Hit
 from index.errors import IndexNotFound
@@ -201,10 +200,11 @@ class Service:
         :raise RetrievalError: no index is published, or it cannot be loaded.
         :raise Refused: the admission refused the message (replayed, or over the rate limit).
         """
+        self._prune_due()
         if dedupe_key is None:
-            with self._deferred_sessions() as write_sessions:
+            with self._deferred_sessions() as session_writes:
                 answer, entry, served = self._compute(question, limit)
-            self.storage.finish(None, None, entry, also=self._also(write_sessions, served))
+            self.storage.finish(None, None, entry, writes=self._writes(session_writes, served))
             return answer
         key = f"{question.channel}:{dedupe_key}"
         delay = self.poll_s
@@ -240,31 +240,32 @@ class Service:
 
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
         try:
-            with self._deferred_sessions() as write_sessions:
+            with self._deferred_sessions() as session_writes:
                 answer, entry, served = self._compute(question, limit)
         except BaseException:
             self.storage.release(key)  # let a retry try again instead of waiting for a stale claim
             raise
-        self.storage.finish(key, dump_answer(answer), entry, also=self._also(write_sessions, served))
+        self.storage.finish(key, dump_answer(answer), entry, writes=self._writes(session_writes, served))
         return answer
 
-    def _deferred_sessions(self) -> AbstractContextManager[Callable[[Any], None] | None]:
-        """The dialog's session changes, held back to be written with the answer in one transaction."""
+    def _prune_due(self) -> None:
+        """Rows past keeping go at most once an hour per process, in transactions of their own,
+        before this message's writes begin (never inside them)."""
+        try:
+            self.storage.prune_due()
+            self.curation.prune_due()
+        except database_errors() as exc:  # the message's own writes say whether the database is usable
+            log.error("deleting old rows from %s failed: %s", self.storage.path, exc)
+
+    def _deferred_sessions(self) -> AbstractContextManager[Callable[[], list[Write]] | None]:
+        """The dialog's session changes, held back to be written with the answer."""
         return self.sessions.deferred() if self.sessions is not None else nullcontext()
 
-    def _also(self, write_sessions: Callable[[sqlite3.Connection], None] | None,
-              served: Served | None) -> Callable[[sqlite3.Connection], None] | None:
-        """What joins the answer's one transaction: the dialog's session changes and the served
-        answer that feedback will name."""
-        if served is None:
-            return write_sessions
-
-        def write(conn: sqlite3.Connection) -> None:
-            if write_sessions is not None:
-                write_sessions(conn)
-            self.curation.record_answer(served, conn)
-
-        return write
+    def _writes(self, session_writes: Callable[[], list[Write]] | None, served: Served | None) -> list[Write]:
+        """What joins the answer's one write: the dialog's session changes and the served answer that
+        feedback will name."""
+        writes = session_writes() if session_writes is not None else []
+        return writes if served is None else [*writes, self.curation.served_write(served)]
 
     def _compute(self, question: Question, limit: Limit) -> tuple[Answer, LogEntry, Served | None]:
         channel, started = question.channel, time.perf_counter()
@@ -346,13 +347,14 @@ def init_app(app: Flask) -> Service:
     settings = settings_of(app)
     searchers = SearcherProvider(settings.data, embedder=settings.embedder)
     storage = open_storage(settings)
+    curation = Curation(storage)
     try:
-        storage.prune_log()  # at start, then daily as questions are logged
+        storage.prune_due()  # at start, then hourly as messages come (Service._prune_due)
+        curation.prune_due()
     except database_errors() as exc:
         log.error("the question log at %s cannot be opened: %s", storage.path, exc)
     # Follow-ups must work whichever worker a user's next message reaches.
     memory = SharedSessionMemory(storage, ttl_s=DialogSettings().followup_ttl_s)
-    curation = Curation(storage)
     service = Service(
         searchers=searchers,
         dialog=build_dialog(settings, searchers, memory=memory, curation=curation),

@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.storage.base import Write
+from bot.storage.sessions import live
+
 SessionKey = tuple[str, str]
 
 
@@ -97,7 +100,8 @@ class SharedSessionMemory:
     With several workers a user's follow-up ("那高中呢？", "回复 25") often reaches another
     worker than the question it follows; an in-process memory would lose the context (or
     open item 25 of the wrong document). Users are stored only as the store's salted hash,
-    and sessions older than the TTL are deleted as new ones are written.
+    and sessions older than the TTL are deleted as new ones are written (at most once a minute).
+    Inside :meth:`deferred` (one message) a user's row is read once and written once.
     """
 
     def __init__(self, storage, *, ttl_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
@@ -111,45 +115,41 @@ class SharedSessionMemory:
     def get(self, key: SessionKey) -> Session | None:
         """The user's session if it is younger than the TTL, else None (with this thread's deferred
         changes applied)."""
-        user, now = self._user(key), self._clock()
-        data = self.storage.load_session(user, since=now - self.ttl_s)
-        pending = getattr(self._local, "pending", None)
-        if pending and user in pending:
-            return _load(pending[user](data))
+        user, since = self._user(key), self._clock() - self.ttl_s
+        message: _Message | None = getattr(self._local, "message", None)
+        data = message.data(user, since) if message else self.storage.load_session(user, since=since)
         return _load(data) if data else None
 
     def update(self, key: SessionKey, **changes) -> Session:
         """Change fields of the user's live session (or a fresh one) and restart its TTL; inside
         :meth:`deferred`, the change is written later, with the answer."""
         now, user = self._clock(), self._user(key)
-        pending = getattr(self._local, "pending", None)
-        previous = pending.get(user) if pending is not None else None
 
         def change(data: str | None) -> str:
-            data = previous(data) if previous else data
             return _dump(replace(_load(data) if data else Session(), **changes, at=now))
 
-        if pending is not None:
-            pending[user] = change
-            return _load(change(self.storage.load_session(user, since=now - self.ttl_s)))
-        return _load(self.storage.update_session(user, change, now=now, since=now - self.ttl_s))
+        message: _Message | None = getattr(self._local, "message", None)
+        if message is None:
+            return _load(self.storage.update_session(user, change, now=now, since=now - self.ttl_s))
+        return _load(message.change(user, change, since=now - self.ttl_s))
 
     @contextmanager
-    def deferred(self) -> Iterator[Callable[[Any], None]]:
-        """Collect this thread's session changes instead of writing each at once; yields the function
-        that writes them all inside a caller's transaction (``write(conn)``). Changes never written
-        (the answer failed) are dropped."""
-        self._local.pending = pending = {}
+    def deferred(self) -> Iterator[Callable[[], list[Write]]]:
+        """Collect this thread's session reads and changes for one message instead of going to the
+        database each time: each user's row is read once, and the function yielded gives the
+        writes of the changes, to be made with the answer (``storage.write_together``). Changes
+        never written (the answer failed) are dropped."""
+        self._local.message = message = _Message(self.storage)
 
-        def write(conn: Any) -> None:
+        def writes() -> list[Write]:
             now = self._clock()
-            for user, change in pending.items():
-                self.storage.write_session(conn, user, change, now=now, since=now - self.ttl_s)
+            return [self.storage.session_write(user, change, now=now, since=now - self.ttl_s, seen=message.seen[user])
+                    for user, change in message.changes.items()]
 
         try:
-            yield write
+            yield writes
         finally:
-            self._local.pending = None
+            self._local.message = None
 
     def forget(self, key: SessionKey) -> None:
         self.storage.forget_session(self._user(key))
@@ -159,6 +159,31 @@ class SharedSessionMemory:
 
     def _user(self, key: SessionKey) -> str:
         return self.storage.hash("\x1f".join(key))
+
+
+class _Message:
+    """One message's view of the sessions: each user's row as read (once), and the changes made."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.seen: dict[str, Any] = {}  # user → the row as read, for the write's compare-and-set
+        self.changes: dict[str, Callable[[str | None], str]] = {}
+
+    def data(self, user: str, since: float) -> str | None:
+        """The user's live session data with this message's changes applied."""
+        change = self.changes.get(user)
+        return change(self._read(user, since)) if change else self._read(user, since)
+
+    def change(self, user: str, change: Callable[[str | None], str], *, since: float) -> str:
+        """Add ``change`` after the user's earlier ones; the data they make."""
+        previous = self.changes.get(user)
+        self.changes[user] = (lambda data: change(previous(data))) if previous else change
+        return self.changes[user](self._read(user, since))
+
+    def _read(self, user: str, since: float) -> str | None:
+        if user not in self.seen:
+            self.seen[user] = self.storage.session_row(user)
+        return live(self.seen[user], since)
 
 
 def _dump(session: Session) -> str:

@@ -30,7 +30,8 @@ def prepare_data(args: argparse.Namespace) -> Path:
         return data
     from index.library import add_paths, build_library_index
 
-    files = sorted(p for p in Path(args.corpus).iterdir() if p.suffix in (".txt", ".md"))
+    files = sorted(p for p in Path(args.corpus).iterdir()
+                   if p.suffix in (".txt", ".md") and p.name != "SOURCES.md")  # where each came from
     print(f"building the index of {len(files)} documents from {args.corpus} into {data} ...", flush=True)
     add_paths(data, files)
     build_library_index(data)

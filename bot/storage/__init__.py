@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.storage.base import Database, immediate_transaction
+from bot.storage.base import Database, Write, immediate_transaction
 from bot.storage.dedup import Admission, Claim, Dedup
 from bot.storage.jobs import Job, JobConflict, JobStore
 from bot.storage.log import LogEntry, QuestionLog, QuestionStats, Unanswered
@@ -37,10 +38,11 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 __all__ = ["FILENAME", "Admission", "Claim", "Database", "Job", "JobConflict", "JobStore", "LogEntry",
-           "QuestionStats", "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "database_errors",
+           "QuestionStats", "SchemaTooNew", "Storage", "TokenStorage", "Unanswered", "Write", "database_errors",
            "immediate_transaction", "open_storage", "register_schema"]
 
 FILENAME = "policybot.sqlite3"
+PRUNE_EVERY_S = 3600.0
 
 
 class Storage(QuestionLog, Dedup, SessionTable):
@@ -49,6 +51,19 @@ class Storage(QuestionLog, Dedup, SessionTable):
     def __init__(self, path: Path, *, salt: str | None = None, log_days: int | None = None) -> None:
         super().__init__(path, salt=salt)
         self.log_days = log_days  # questions older than this are deleted (None: kept for ever)
+        self._last_prune = 0.0
+
+    def prune_due(self, now: float | None = None) -> bool:
+        """Delete the rows past keeping (dedup's: :meth:`prune_dedup`; the log's, daily:
+        :meth:`prune_log`), at most once every :data:`PRUNE_EVERY_S` per process, each table's in a
+        transaction of its own: never inside a message's writes. True if it ran."""
+        now = time.time() if now is None else now
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return False
+        self._last_prune = now
+        self.prune_dedup(now)
+        self.prune_log(now=now)
+        return True
 
     @cached_property
     def jobs(self) -> JobStore:
@@ -60,17 +75,13 @@ class Storage(QuestionLog, Dedup, SessionTable):
         """The platform access tokens in this database, as wechatpy's session storage."""
         return TokenStorage(self)
 
-    def finish(self, key: str | None, answer: str | None, entry: LogEntry, *,
-               also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    def finish(self, key: str | None, answer: str | None, entry: LogEntry, *, writes: Sequence[Write] = ()) -> None:
         """Store the answer of a claimed ``key`` (None: a message without one), log the question and
-        run ``also`` (the dialog's session changes), in one transaction: the one write of an answer."""
-        self.hash("")  # before the transaction: hashing may itself write the salt
-        with self.transaction() as conn:
-            if key is not None and answer is not None:
-                self.store_answer(conn, key, answer)
-            self.log_question(entry, conn=conn)
-            if also is not None:
-                also(conn)
+        make ``writes`` (the dialog's session changes, the served answer), all together: the one
+        write of an answer (one statement on PostgreSQL)."""
+        self.hash("")  # before the write: hashing may itself write the salt
+        stored = [self.answer_write(key, answer)] if key is not None and answer is not None else []
+        self.write_together([*stored, self.log_write(entry), *writes])
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -16,12 +16,15 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.storage.schema import BUSY_TIMEOUT_S, migrate, register_schema
 
@@ -93,11 +96,33 @@ class Database:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front, so two workers never both read-then-write."""
+    def transaction(self, *, serial: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, so two workers never both read-then-write.
+
+        ``serial=False`` says the caller needs no more than its rows' own locks: each statement is
+        an upsert, or a compare-and-set, on its own key. SQLite runs it like any other; PostgreSQL
+        runs such transactions side by side across hosts (see :mod:`bot.storage.pg`)."""
         conn = self.connection()
         with self._write_lock, immediate_transaction(conn):
             yield conn
+
+    def write_together(self, writes: Sequence[Write], *, durable: bool = True) -> list[Any]:
+        """Run ``writes`` as one atomic unit and give the value each returned (None: no row, or no
+        ``RETURNING``), then call each one's :attr:`Write.then` with it. ``durable=False``: writes
+        whose loss in a crash of the database server would be harmless need not wait for the disk
+        (PostgreSQL; SQLite's WAL with ``synchronous=NORMAL`` never waits for it at a commit).
+
+        For a message's independent writes: each an ``INSERT``, ``UPDATE`` or ``DELETE`` of its own
+        table, none reading what another wrote (PostgreSQL runs them as one statement, where they
+        see the same snapshot: one round trip instead of one per statement and two for the
+        transaction). SQLite runs them one after the other in one transaction."""
+        check_together(writes)
+        values = []
+        with self.transaction(serial=False) as conn:
+            for write in writes:
+                cursor = conn.execute(write.sql, write.params)
+                values.append(_first(cursor) if write.returns else None)
+        return call_then(writes, values)
 
     def close(self) -> None:
         """Close every connection this object opened (in any thread)."""
@@ -122,6 +147,51 @@ class Database:
             conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('log_salt', ?)",
                          (secrets.token_hex(32),))
             return conn.execute("SELECT value FROM meta WHERE name = 'log_salt'").fetchone()[0]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One statement of :meth:`Database.write_together`: SQLite's SQL, its parameters, and what to do
+    with the value it returned once all are written (``then``)."""
+
+    sql: str
+    params: tuple = ()
+    then: Callable[[Any], object] | None = None
+
+    @property
+    def returns(self) -> bool:
+        return returning(self.sql) is not None
+
+
+def returning(sql: str) -> str | None:
+    """The one column ``sql`` returns (``… RETURNING x`` at its end), else None."""
+    match = _RETURNING.search(sql)
+    return match.group(1) if match else None
+
+
+_RETURNING = re.compile(r"\bRETURNING\s+(\w+)\s*$", re.I)
+_WRITE_TABLE = re.compile(r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.I)
+
+
+def check_together(writes: Sequence[Write]) -> None:
+    """Refuse what :meth:`Database.write_together` cannot run as one statement."""
+    tables = [_WRITE_TABLE.match(w.sql) for w in writes]
+    names = [m.group(1).lower() for m in tables if m]
+    if len(names) != len(writes) or len(set(names)) != len(names):
+        raise ValueError("write_together takes INSERT, UPDATE or DELETE statements of different tables")
+
+
+def _first(cursor: Any) -> Any:
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def call_then(writes: Sequence[Write], values: list[Any]) -> list[Any]:
+    """Call each write's ``then`` with its value; the values."""
+    for write, value in zip(writes, values, strict=True):
+        if write.then is not None:
+            write.then(value)
+    return values
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

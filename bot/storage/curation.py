@@ -9,11 +9,12 @@ one indexed row, cheap enough to do for every question.
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.storage.base import Write
 from bot.storage.log import ADMIN_CHANNEL
 from bot.storage.schema import register_schema
 
@@ -51,10 +52,13 @@ CREATE TABLE IF NOT EXISTS confirmed (  -- an admin's word: this item answers th
     source       TEXT NOT NULL,         -- where the admin found it: unanswered, unhelpful, test
     confirmed_at REAL NOT NULL
 )
+""", """
+CREATE INDEX IF NOT EXISTS served_asked ON served (asked_at)  -- the daily prune
 """)
 R = TypeVar("R")
 SERVED_KEEP_S = 180 * 86400  # as long as the question log keeps a question by default
 PRUNE_EVERY_S = 86400.0
+POPULAR_FOR_S = 10.0  # how long a process keeps the chat page's suggestions before asking again
 MAX_FAQ_QUESTION = 200
 MAX_FAQ_ANSWER = 1000
 #: A question becomes a public suggestion only when this many different users asked it: one
@@ -103,9 +107,11 @@ class Confirmed:
 class Curation:
     """The curated tables of ``storage``'s database."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.storage = storage
+        self._clock = clock  # for how long popular() keeps its answer
         self._last_prune = 0.0
+        self._popular: dict[int, tuple[float, list[str]]] = {}  # limit → (when asked, suggestions)
 
     # -- FAQ ----------------------------------------------------------------------------------
 
@@ -134,22 +140,27 @@ class Curation:
 
     # -- answers and feedback -------------------------------------------------------------------
 
-    def record_answer(self, served: Served, conn: sqlite3.Connection | None = None) -> None:
-        """Keep what was served under its answer id (and, once a day, forget old ones), in the
-        caller's transaction ``conn`` (the one write of an answer) or one of its own."""
-        if conn is None:
-            with self.storage.transaction() as own:
-                return self.record_answer(served, own)
-        now = time.time()
-        conn.execute(
+    def record_answer(self, served: Served) -> None:
+        """Keep what was served under its answer id."""
+        self.storage.write_together([self.served_write(served)])
+
+    def served_write(self, served: Served) -> Write:
+        """:meth:`record_answer` as part of an answer's one write (``write_together``)."""
+        return Write(
             "INSERT OR REPLACE INTO served (answer_id, asked_at, channel, user_hash, question, kind, top_doc,"
             " top_item, top_title, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (served.answer_id, now, served.channel, served.user_hash, served.question, served.kind,
+            (served.answer_id, time.time(), served.channel, served.user_hash, served.question, served.kind,
              served.top_doc, served.top_item, served.top_title, served.ref))
-        if now - self._last_prune > PRUNE_EVERY_S:
-            self._last_prune = now
-            conn.execute("DELETE FROM served WHERE asked_at < ?", (now - SERVED_KEEP_S,))
-        return None
+
+    def prune_due(self, now: float | None = None) -> int:
+        """Forget answers served more than :data:`SERVED_KEEP_S` ago, at most once a day per process,
+        in a transaction of its own (never an answer's); how many."""
+        now = time.time() if now is None else now
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return 0
+        self._last_prune = now
+        with self.storage.transaction(serial=False) as conn:
+            return conn.execute("DELETE FROM served WHERE asked_at < ?", (now - SERVED_KEEP_S,)).rowcount
 
     def rate(self, answer_id: str, helpful: bool) -> bool:
         """Record whether answer ``answer_id`` helped (a second rating replaces the first);
@@ -188,12 +199,20 @@ class Curation:
     def popular(self, *, limit: int = 4) -> list[str]:
         """The most asked questions that were answered (not declined), each asked by at least
         :data:`SUGGEST_MIN_USERS` users and never marked unhelpful, not counting the admin's test
-        box: suggestions for an empty chat."""
+        box: suggestions for an empty chat. Kept :data:`POPULAR_FOR_S` seconds per process: the query
+        groups every answer served, and every chat page asks for it. None yet is not kept: a new
+        library shows its first suggestion as soon as there is one (and its table is small)."""
+        now = self._clock()
+        cached = self._popular.get(limit)
+        if cached is not None and now - cached[0] < POPULAR_FOR_S:
+            return list(cached[1])
         rows = self.storage.connection().execute(
             "SELECT question FROM served WHERE kind IN ('answer', 'faq') AND length(question) <= ? AND channel != ?"
             " GROUP BY question HAVING COUNT(DISTINCT user_hash) >= ? AND MIN(COALESCE(helpful, 1)) = 1"
             " ORDER BY COUNT(*) DESC, MAX(asked_at) DESC LIMIT ?",
             (SUGGEST_MAX_CHARS, ADMIN_CHANNEL, SUGGEST_MIN_USERS, limit)).fetchall()
+        if rows:
+            self._popular[limit] = (now, [row[0] for row in rows])
         return [row[0] for row in rows]
 
     # -- confirmed answers ------------------------------------------------------------------------

@@ -1,22 +1,20 @@
 """Once-per-message state shared by the workers: the answers of deduplicated messages (a
 platform retry gets the stored reply), memos (a late answer was handed to a courier), the
 signed (timestamp, nonce) pairs the webhooks have seen, and the request counts of the rate
-limit. Every row is short-lived and pruned as new claims are made."""
+limit. Every row is short-lived, pruned once an hour (:meth:`Dedup.prune_dedup`)."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bot.storage.base import Database
+from bot.storage.base import Database, Write
 from bot.storage.schema import register_schema
 
 log = logging.getLogger(__name__)
 
 KEEP_S = 3 * 24 * 3600  # answers and memos are kept this long: platform retries come within hours at most
-PRUNE_EVERY_S = 3600.0
 NONCE_KEEP_S = 3600  # timestamps older than the webhooks' freshness window (minutes) are refused anyway
 
 register_schema("dedup", """
@@ -71,58 +69,76 @@ class Admission:
 class Dedup(Database):
     """The ``answers``, ``memos``, ``nonces`` and ``rates`` tables, mixed into :class:`bot.storage.Storage`."""
 
-    _last_prune = 0.0
-
     def claim(self, key: str, *, stale_after_s: float, admission: Admission | None = None) -> Claim:
         """Take ``key`` for computing, or report its stored answer or that it is being computed;
-        with ``admission``, first its signed pair (state ``replayed`` if it signed another body) and
-        its rate count (``limited`` over the limit), in the same transaction.
+        with ``admission``, also its signed pair (state ``replayed`` if it signed another body) and
+        its rate count (``limited`` over the limit), in the same write.
 
-        A pending claim older than ``stale_after_s`` (its worker died) can be taken over.
+        The three writes go together (:meth:`~bot.storage.base.Database.write_together`: one
+        statement on PostgreSQL), each deciding on its own row: the claim is one ``INSERT`` under
+        the key, so of two hosts claiming at once one inserts and the other finds the row. A
+        refused message's fresh claim is deleted again; a replayed pair still counts against its
+        client's rate (it is a request all the same). A pending claim older than
+        ``stale_after_s`` (its worker died) can be taken over.
         """
         hashed, now = self.hash(key), time.time()
-        rate_key = self.hash(f"rate:{admission.rate[0]}") if admission and admission.rate else ""
-        with self.transaction() as conn:
-            self._prune(conn, now)
-            refused = self._admit(conn, admission, rate_key) if admission else None
-            if refused:
-                return Claim(refused)
-            row = conn.execute("SELECT state, answer, claimed_at FROM answers WHERE key = ?",
-                               (hashed,)).fetchone()
-            if row is None:
-                conn.execute("INSERT INTO answers (key, state, claimed_at, owner)"
-                             " VALUES (?, 'pending', ?, ?)", (hashed, now, self.owner))
-                return Claim("claimed")
-            state, answer, claimed_at = row
-            if state == "done":
-                return Claim("done", answer)
-            if now - claimed_at > stale_after_s:
-                log.warning("answer for a message pending %.0f s: its worker is gone; computing again",
-                            now - claimed_at)
-                conn.execute("UPDATE answers SET claimed_at = ?, owner = ? WHERE key = ?",
-                             (now, self.owner, hashed))
-                return Claim("claimed")
-            return Claim("pending")
+        writes = []
+        if admission and admission.nonce:
+            writes.append(_nonce_write(*admission.nonce))
+        if admission and admission.rate:
+            writes.append(_count_write(self.hash(f"rate:{admission.rate[0]}"), admission.rate[1]))
+        writes.append(Write("INSERT INTO answers (key, state, claimed_at, owner) VALUES (?, 'pending', ?, ?)"
+                            " ON CONFLICT (key) DO NOTHING RETURNING key", (hashed, now, self.owner)))
+        # Not durable: lost in a crash of the database server, a pending claim, a signed pair or a
+        # count only lets a retry compute the answer again (the answer's own write is durable).
+        *admitted, inserted = self.write_together(writes, durable=False)
+        refused = self._admit(admission, admitted) if admission else None
+        if refused:
+            if inserted is not None:
+                self.release(key)
+            return Claim(refused)
+        return Claim("claimed") if inserted is not None else self._existing(hashed, now, stale_after_s)
 
-    def _admit(self, conn: sqlite3.Connection, admission: Admission, rate_key: str) -> str | None:
+    def _existing(self, hashed: str, now: float, stale_after_s: float) -> Claim:
+        """The claim found under ``hashed``: its answer, pending, or taken over when stale (a
+        compare-and-set on its time: of two hosts taking it over at once, one does)."""
+        row = self.connection().execute("SELECT state, answer, claimed_at FROM answers WHERE key = ?",
+                                        (hashed,)).fetchone()
+        if row is None:  # released since the INSERT found it: the caller polls and claims again
+            return Claim("pending")
+        state, answer, claimed_at = row
+        if state == "done":
+            return Claim("done", answer)
+        if now - claimed_at <= stale_after_s:
+            return Claim("pending")
+        with self.transaction(serial=False) as conn:
+            taken = conn.execute("UPDATE answers SET claimed_at = ?, owner = ? WHERE key = ? AND state = 'pending'"
+                                 " AND claimed_at = ? RETURNING key", (now, self.owner, hashed, claimed_at)).fetchone()
+        if taken is None:
+            return Claim("pending")
+        log.warning("answer for a message pending %.0f s: its worker is gone; computing again", now - claimed_at)
+        return Claim("claimed")
+
+    def _admit(self, admission: Admission, admitted: list) -> str | None:
+        """``replayed``, ``limited`` or None, from what the nonce and rate writes returned."""
+        values = iter(admitted)
         if admission.nonce is not None:
-            admission.nonce_ok = self._claim_nonce(conn, *admission.nonce)
-            if not admission.nonce_ok:
-                return "replayed"
-        if admission.rate is not None:
-            _, window_s, limit = admission.rate
-            if self._count(conn, rate_key, window_s) > limit:
-                return "limited"
+            admission.nonce_ok = self._nonce_ok(next(values), *admission.nonce)
+        counted = next(values) if admission.rate is not None else 0
+        if admission.nonce_ok is False:
+            return "replayed"
+        if admission.rate is not None and counted > admission.rate[2]:
+            return "limited"
         return None
 
-    def store_answer(self, conn: sqlite3.Connection, key: str, answer: str) -> None:
-        """Mark the claimed ``key`` done with ``answer``, inside the caller's transaction ``conn``."""
-        conn.execute("UPDATE answers SET state = 'done', answer = ? WHERE key = ?", (answer, self.hash(key)))
+    def answer_write(self, key: str, answer: str) -> Write:
+        """Mark the claimed ``key`` done with ``answer``: part of an answer's one write."""
+        return Write("UPDATE answers SET state = 'done', answer = ? WHERE key = ?", (answer, self.hash(key)))
 
     def release(self, key: str) -> None:
         """Give up a claim (computing failed) so a retry may try again."""
         hashed = self.hash(key)
-        with self.transaction() as conn:
+        with self.transaction(serial=False) as conn:
             conn.execute("DELETE FROM answers WHERE key = ? AND state = 'pending'", (hashed,))
 
     def claim_nonce(self, channel: str, timestamp: str, nonce: str, digest: str) -> bool:
@@ -131,38 +147,26 @@ class Dedup(Database):
         False when the pair already signed another body (a replay): one INSERT under the
         table's unique key decides, so two workers racing with two bodies never both pass.
         """
-        with self.transaction() as conn:
-            return self._claim_nonce(conn, channel, timestamp, nonce, digest)
+        inserted, = self.write_together([_nonce_write(channel, timestamp, nonce, digest)])
+        return self._nonce_ok(inserted, channel, timestamp, nonce, digest)
 
-    def _claim_nonce(self, conn: sqlite3.Connection, channel: str, timestamp: str, nonce: str,
-                     digest: str) -> bool:
-        inserted = conn.execute(
-            "INSERT INTO nonces (channel, timestamp, nonce, digest, seen_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING", (channel, timestamp, nonce, digest, time.time())).rowcount
-        if inserted:
+    def _nonce_ok(self, inserted: str | None, channel: str, timestamp: str, nonce: str, digest: str) -> bool:
+        if inserted is not None:
             return True
-        row = conn.execute("SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?",
-                           (channel, timestamp, nonce)).fetchone()
+        row = self.connection().execute("SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?",
+                                        (channel, timestamp, nonce)).fetchone()
         return row is not None and row[0] == digest
 
     def count_request(self, client: str, *, window_s: int) -> int:
         """Count one request of ``client`` (an address or a user) and return how many it made in
         the current ``window_s`` window, across all workers."""
-        hashed = self.hash(f"rate:{client}")
-        with self.transaction() as conn:
-            return self._count(conn, hashed, window_s)
-
-    def _count(self, conn: sqlite3.Connection, hashed: str, window_s: int) -> int:
-        window = int(time.time()) // window_s * window_s
-        return conn.execute(
-            "INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
-            " count = CASE WHEN rates.window = excluded.window THEN rates.count + 1 ELSE 1 END,"
-            " window = excluded.window RETURNING count", (hashed, window)).fetchone()[0]
+        count, = self.write_together([_count_write(self.hash(f"rate:{client}"), window_s)])
+        return count
 
     def remember(self, key: str, reply: str) -> None:
         """Keep ``reply`` under ``key`` for a few days (e.g. an answer to deliver later)."""
         hashed = self.hash(key)
-        with self.transaction() as conn:
+        with self.transaction(serial=False) as conn:
             conn.execute("INSERT OR REPLACE INTO memos (key, value, stored_at) VALUES (?, ?, ?)",
                          (hashed, reply, time.time()))
 
@@ -172,11 +176,25 @@ class Dedup(Database):
             "SELECT value FROM memos WHERE key = ?", (self.hash(key),)).fetchone()
         return row[0] if row else None
 
-    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
-        if now - self._last_prune < PRUNE_EVERY_S:
-            return
-        self._last_prune = now
-        conn.execute("DELETE FROM answers WHERE claimed_at < ?", (now - KEEP_S,))
-        conn.execute("DELETE FROM memos WHERE stored_at < ?", (now - KEEP_S,))
-        conn.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_KEEP_S,))
-        conn.execute("DELETE FROM rates WHERE window < ?", (now - 3600,))  # windows are a minute or so
+    def prune_dedup(self, now: float) -> None:
+        """Delete the answers, memos, signed pairs and rate windows past keeping, in a transaction of
+        their own (see :meth:`bot.storage.Storage.prune_due`)."""
+        with self.transaction(serial=False) as conn:
+            conn.execute("DELETE FROM answers WHERE claimed_at < ?", (now - KEEP_S,))
+            conn.execute("DELETE FROM memos WHERE stored_at < ?", (now - KEEP_S,))
+            conn.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_KEEP_S,))
+            conn.execute("DELETE FROM rates WHERE window < ?", (now - 3600,))  # windows are a minute or so
+
+
+def _nonce_write(channel: str, timestamp: str, nonce: str, digest: str) -> Write:
+    """Record a signed pair; returns its digest when it is new (None: the pair was seen before)."""
+    return Write("INSERT INTO nonces (channel, timestamp, nonce, digest, seen_at) VALUES (?, ?, ?, ?, ?)"
+                 " ON CONFLICT DO NOTHING RETURNING digest", (channel, timestamp, nonce, digest, time.time()))
+
+
+def _count_write(hashed: str, window_s: int) -> Write:
+    """Count one request of client ``hashed``; returns its count in the current window."""
+    window = int(time.time()) // window_s * window_s
+    return Write("INSERT INTO rates (key, window, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET"
+                 " count = CASE WHEN rates.window = excluded.window THEN rates.count + 1 ELSE 1 END,"
+                 " window = excluded.window RETURNING count", (hashed, window))

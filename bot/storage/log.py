@@ -5,11 +5,10 @@ hash), what the admin's statistics and ``policybot log unanswered`` read, pruned
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bot.storage.base import Database
+from bot.storage.base import Database, Write
 from bot.storage.schema import register_schema
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,8 @@ CREATE TABLE IF NOT EXISTS questions (
     latency_ms  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS questions_abstained ON questions (abstained, asked_at)
+""", """
+CREATE INDEX IF NOT EXISTS questions_asked ON questions (asked_at)  -- the prune and the statistics' day range
 """)
 
 
@@ -79,10 +80,13 @@ class QuestionLog(Database):
     log_days: int | None = None  # questions older than this many days are deleted (None: kept for ever)
     _last_log_prune = 0.0
 
-    def log_question(self, entry: LogEntry, *, conn: sqlite3.Connection | None = None) -> None:
-        """Append one row to the question log (and, once a day, delete rows past ``log_days``)."""
-        self.prune_log()
-        (conn or self.connection()).execute(
+    def log_question(self, entry: LogEntry) -> None:
+        """Append one row to the question log (rows past ``log_days`` go in :meth:`prune_log`)."""
+        self.write_together([self.log_write(entry)])
+
+    def log_write(self, entry: LogEntry) -> Write:
+        """The question log's row of ``entry``, for an answer's one write (``write_together``)."""
+        return Write(
             "INSERT INTO questions (asked_at, channel, user_hash, question, kind, abstained, top_doc,"
             " top_item, confidence, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry.asked_at or time.time(), entry.channel, entry.user_hash, entry.question, entry.kind,
@@ -95,8 +99,8 @@ class QuestionLog(Database):
         if self.log_days is None or (not force and now - self._last_log_prune < LOG_PRUNE_EVERY_S):
             return 0
         self._last_log_prune = now
-        deleted = self.connection().execute(
-            "DELETE FROM questions WHERE asked_at < ?", (now - self.log_days * 86400,)).rowcount
+        with self.transaction(serial=False) as conn:
+            deleted = conn.execute("DELETE FROM questions WHERE asked_at < ?", (now - self.log_days * 86400,)).rowcount
         if deleted:
             log.info("question log: deleted %d question(s) older than %d days", deleted, self.log_days)
         return deleted

@@ -20,9 +20,13 @@ from bot.storage.schema import REGISTRY, register_schema, registered
 
 # The SQLite tests that take only a `storage`, run again here on PostgreSQL (this module's fixture).
 from tests.bot.test_storage import (  # noqa: F401
+    test_a_session_written_meanwhile_keeps_both_changes,
     test_a_stale_claim_is_taken_over,
     test_claim_lifecycle,
+    test_old_rows_are_pruned_apart_from_the_answers,
+    test_suggestions_are_kept_a_minute,
     test_unanswered_most_frequent_first,
+    test_write_together_takes_one_write_per_table,
 )
 
 
@@ -124,6 +128,17 @@ def test_first_claims_of_many_hosts_at_once(pg_url):
     finally:
         _close(*hosts)
     assert sorted(states) == ["claimed"] + ["pending"] * 7
+
+
+def test_one_signed_pair_with_two_bodies_at_once_passes_once(pg_url):
+    hosts = _hosts(pg_url, 6)
+    try:
+        passed = _at_once(lambda n: hosts[n].claim_nonce("wechat", "1", "n", f"body-{n}"), list(range(6)))
+        counts = _at_once(lambda host: host.count_request("addr", window_s=3600), hosts)
+    finally:
+        _close(*hosts)
+    assert sorted(passed) == [False] * 5 + [True]  # no lock for all: the pair's own row decides
+    assert sorted(counts) == [1, 2, 3, 4, 5, 6]  # one user's requests at once, none lost
 
 
 def test_hosts_share_the_salt_memos_and_sessions(pg_url):

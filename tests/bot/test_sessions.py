@@ -39,8 +39,8 @@ def test_sessions_expire_and_raw_ids_are_not_stored(tmp_path):
         assert memory.get(("wechat", "oRAWopenid123")).topic == "班额"
         clock.now += 2
         assert memory.get(("wechat", "oRAWopenid123")) is None
-        memory.update(("wechat", "someone-else"), topic="x")  # writing prunes expired rows
-        assert len(memory) == 1
+        memory.update(("wechat", "someone-else"), topic="x")
+        assert len(memory) == 1  # the expired one is not counted (deleted as rows are written, once a minute)
     finally:
         storage.close()
     assert b"oRAWopenid123" not in (tmp_path / FILENAME).read_bytes()
@@ -77,13 +77,12 @@ def test_deferred_changes_are_seen_at_once_and_written_with_the_caller(tmp_path)
     try:
         memory = SharedSessionMemory(storage)
         key = ("wechat", "oUser")
-        with memory.deferred() as write:
+        with memory.deferred() as writes:
             memory.update(key, topic="幼儿园")
             memory.update(key, focus="高中")
             assert memory.get(key).topic == "幼儿园" and memory.get(key).focus == "高中"
             assert SharedSessionMemory(storage).get(key) is None  # not written yet
-        with storage.transaction() as conn:
-            write(conn)
+        storage.write_together(writes())
         assert SharedSessionMemory(storage).get(key).focus == "高中"
     finally:
         storage.close()

@@ -14,6 +14,7 @@ from bot.domain import TELEGRAM_LIMIT, WECHAT_LIMIT, Question
 from bot.metrics import Metrics
 from bot.service import SearcherProvider, Service, dump_answer, get_service, load_answer
 from bot.storage import FILENAME, LogEntry, Storage
+from bot.storage.dedup import KEEP_S
 
 
 @pytest.fixture
@@ -113,6 +114,61 @@ def test_a_stale_claim_is_taken_over(storage):
     assert storage.claim("k", stale_after_s=30).state == "claimed"
     time.sleep(0.01)
     assert storage.claim("k", stale_after_s=0.001).state == "claimed"
+
+
+def test_write_together_takes_one_write_per_table(storage):
+    from bot.storage import Write
+
+    twice = [Write("DELETE FROM memos WHERE key = ?", ("a",)), Write("DELETE FROM memos WHERE key = ?", ("b",))]
+    with pytest.raises(ValueError):
+        storage.write_together(twice)  # PostgreSQL's one statement would not see the first's rows
+    with pytest.raises(ValueError):
+        storage.write_together([Write("SELECT 1")])
+
+
+def test_old_rows_are_pruned_apart_from_the_answers(storage):
+    storage.log_days = 5
+    old = LogEntry("web", "h", "q", "answer", False, None, None, 0.9, 1.0, asked_at=time.time() - 10 * 86400)
+    assert storage.claim("k", stale_after_s=30).state == "claimed"
+    storage.finish("k", '{"text": "hi"}', old)
+    assert storage.claim("k", stale_after_s=30).state == "done" and len(storage.questions()) == 1  # kept: not now
+    later = time.time() + KEEP_S + 60
+    assert storage.prune_due(now=later) and not storage.prune_due(now=later + 1)  # at most once an hour
+    assert storage.claim("k", stale_after_s=30).state == "claimed" and storage.questions() == []
+
+
+def test_a_session_written_meanwhile_keeps_both_changes(storage):
+    from bot.sessions import SharedSessionMemory
+
+    first, second, key = SharedSessionMemory(storage), SharedSessionMemory(storage), ("wechat", "oUser")
+    first.update(key, topic="幼儿园")
+    with first.deferred() as writes:
+        assert first.get(key).topic == "幼儿园"  # the one read of this message
+        first.update(key, focus="高中")
+        second.update(key, doc_id="plan")  # the user's other message, on another worker, wrote since
+    storage.write_together(writes())
+    session = second.get(key)
+    assert (session.topic, session.focus, session.doc_id) == ("幼儿园", "高中", "plan")
+
+
+def test_suggestions_are_kept_a_minute(storage):
+    import secrets
+
+    from bot.storage.curation import POPULAR_FOR_S, Curation, Served
+
+    now = [1000.0]
+    curation = Curation(storage, clock=lambda: now[0])
+
+    def ask(question: str, users: int) -> None:
+        for n in range(users):
+            curation.record_answer(Served(secrets.token_hex(6), "web", f"user{n}", question, "answer"))
+
+    ask("几岁入学", 2)
+    assert curation.popular() == ["几岁入学"]
+    ask("校服多少钱", 3)
+    assert curation.popular() == ["几岁入学"]  # the same page a moment later: not asked again
+    now[0] += POPULAR_FOR_S
+    assert curation.popular() == ["校服多少钱", "几岁入学"]
 
 
 def test_remember_and_recall(storage, tmp_path):
