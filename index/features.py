@@ -251,9 +251,7 @@ class TermIndex:
     SIZE = 4096
 
     def __init__(self, texts: Sequence[str]) -> None:
-        # "\0" never occurs in normalised text, so a match never spans two texts
-        self._joined = "\0".join(texts)
-        self._starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]]) if texts else np.zeros(0, np.int64)
+        self._texts = tuple(texts)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -272,14 +270,9 @@ class TermIndex:
         return found
 
     def _scan(self, term: str) -> np.ndarray:
-        out: list[int] = []
-        pos = self._joined.find(term) if term else -1
-        while pos >= 0:
-            n = int(np.searchsorted(self._starts, pos, side="right")) - 1
-            out.append(n)
-            nxt = int(self._starts[n + 1]) if n + 1 < len(self._starts) else len(self._joined)
-            pos = self._joined.find(term, nxt)
-        return np.array(out, dtype=np.int64)
+        # a plain loop of ``in`` beat str.find over the joined texts and np.strings.find (0.2 ms
+        # against 1-4 ms a term over 469 items)
+        return np.array([n for n, text in enumerate(self._texts) if term in text], dtype=np.int64)
 
 
 def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:
