@@ -2,17 +2,8 @@
 
 import pytest
 
-from bot.followups import (
-    Plan,
-    asks_for_details,
-    content,
-    drop_shown,
-    is_followup,
-    mentions,
-    plan_for,
-    quoting,
-    whole_words,
-)
+from bot import followups
+from bot.followups import Plan, content, plan_for
 from bot.quotes import sentences
 from bot.sessions import Session
 from index.search import SearchResult
@@ -29,7 +20,7 @@ TOPIC = Session(topic="今年幼儿园有啥目标？", answered=("hy", "12"))
     ("", False), ("？？", False),
 ])
 def test_is_followup(text, expected):
-    assert is_followup(text) is expected
+    assert followups.is_followup(text) is expected
 
 
 def test_content_drops_punctuation_and_fillers_only():
@@ -58,29 +49,29 @@ def test_plan_for_without_a_session_or_content():
 
 
 def test_asks_for_details_tells_how_from_more():
-    assert asks_for_details("详细说说") and asks_for_details("具体怎么做")
-    assert not asks_for_details("还有呢") and not asks_for_details("还有具体的吗")
+    assert followups.asks_for_details("详细说说") and followups.asks_for_details("具体怎么做")
+    assert not followups.asks_for_details("还有呢") and not followups.asks_for_details("还有具体的吗")
 
 
 def test_whole_words_keep_the_longest_terms():
-    assert whole_words(["学前", "学前教育", "教育", "幼儿园", "呢", "学前教育"]) == ["学前教育", "幼儿园"]
+    assert followups.whole_words(["学前", "学前教育", "教育", "幼儿园", "呢", "学前教育"]) == ["学前教育", "幼儿园"]
 
 
 def test_quoting_prefers_a_sentence_naming_the_new_subject():
     parts = sentences(ITEM_27)
     naming = next(s for s in parts[3:] if "阳光服务" in s)
     hit = _hit(chosen=(parts[1], parts[2]))
-    quoted = quoting(hit, ("阳光服务",), str)
+    quoted = followups.quoting(hit, ("阳光服务",), str)
     assert quoted.sentences == (parts[1], naming)  # the best one kept, the one naming it added, in text order
-    assert mentions(naming, ("阳光服务",))
-    assert quoting(hit, ("火星",), str) is hit  # nothing names it: the search's choice stands
-    assert quoting(quoted, ("阳光服务",), str) is quoted  # already quoted
+    assert followups.mentions(naming, ("阳光服务",))
+    assert followups.quoting(hit, ("火星",), str) is hit  # nothing names it: the search's choice stands
+    assert followups.quoting(quoted, ("阳光服务",), str) is quoted  # already quoted
 
 
 def test_drop_shown_leaves_the_rest_or_abstains():
     first, second = _hit(number=27, confidence=0.9), _hit(number=26, confidence=0.6)
     result = SearchResult("q", (first, second), 0.9, False)
-    rest = drop_shown(result, (first.address.key,))
+    rest = followups.drop_shown(result, (first.address.key,))
     assert rest.hits == (second,) and rest.confidence == 0.6 and not rest.abstained
-    none_left = drop_shown(result, (first.address.key, second.address.key))
+    none_left = followups.drop_shown(result, (first.address.key, second.address.key))
     assert none_left.hits == () and none_left.abstained
