@@ -110,6 +110,10 @@ class Replica:
             except CorpusError as exc:  # one bad row must not stop the others, nor the index
                 self._failed[key] = time.monotonic() + RETRY_S
                 log.error("document %s of the shared library was not installed: %s", doc_id, exc)
+        if self.shared.current() is None:
+            # nothing published yet: a first host's adoption may have stopped half-way, and its
+            # documents not yet uploaded must not be archived on every host
+            return
         for doc_id in local.keys() - wanted.keys():
             remove_document(self.data_dir, doc_id)  # archived, as a removal on this host would be
             log.info("document %s removed: it is no longer in the shared library", doc_id)
@@ -151,7 +155,7 @@ class Replica:
         """Bring this host's library and served version to a shared database nothing was published
         to: the first host started against it seeds it (the build lease keeps it to one host)."""
         from index.library import list_documents
-        from index.store import index_health
+        from index.store import index_health, version_manifest
 
         records, served = list_documents(self.data_dir), index_health(self.data_dir).served
         if not records and served is None:
@@ -164,7 +168,11 @@ class Replica:
                 return
             for record in records:
                 self._upload(record.doc_id)
-            if served is not None:
+            if served is not None and not version_manifest(self.data_dir, served).get("files"):
+                # built before versions listed their files: no other host could check it and
+                # install it, so only the documents are shared until the next re-index
+                log.warning("index %s predates file checksums and is not shared; re-index once", served)
+            elif served is not None:
                 self.publish(served, reason="adopt")
             log.info("the shared database adopted this host's %d document(s) and index %s", len(records), served)
         finally:
@@ -192,11 +200,18 @@ class Replica:
 
         :raise DocumentNotFound: no such document.
         """
-        from index.library import remove_document
+        from index.library import DocumentNotFound, DocumentRecord, remove_document
 
         with self.host_lock():
             self._sync_documents()
-            record = remove_document(self.data_dir, doc_id)
+            try:
+                record = remove_document(self.data_dir, doc_id)
+            except DocumentNotFound:
+                # a shared row this host could not install (damaged): removing it must still work
+                shared = self.shared.documents().get(doc_id)
+                if shared is None or not self.shared.remove_document(doc_id):
+                    raise
+                return DocumentRecord(**shared)
             self.shared.remove_document(doc_id)
         return record
 
@@ -244,20 +259,21 @@ class Replica:
         :raise IndexNotFound: no such version stored, or nothing older.
         :raise BuildLocked: a build is running (it would publish over the rollback).
         """
-        previous, stored = self.shared.current(), self.shared.versions()
-        if version is None:
-            older = [v for v in stored if previous is None or v < previous]
-            if not older:
-                raise IndexNotFound("no older index version to roll back to; `policybot index versions` lists them")
-            version = older[-1]
-        elif version not in stored:
-            raise IndexNotFound(f"no index version {version!r} in the shared database")
         try:
             lease = self.lease()
         except BuildLocked:
             raise BuildLocked("an index build is running and would replace the rolled-back version when it "
                               "publishes; roll back after it has finished") from None
         try:
+            # read under the lease: a build that published (and pruned) meanwhile is rolled back one step
+            previous, stored = self.shared.current(), self.shared.versions()
+            if version is None:
+                older = [v for v in stored if previous is None or v < previous]
+                if not older:
+                    raise IndexNotFound("no older index version to roll back to; `policybot index versions` lists them")
+                version = older[-1]
+            elif version not in stored:
+                raise IndexNotFound(f"no index version {version!r} in the shared database")
             self.shared.move_current(version, "rollback")
         finally:
             lease.release()

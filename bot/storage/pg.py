@@ -81,11 +81,19 @@ def connect(url: str) -> psycopg.Connection:
     """An autocommit connection to ``url`` in the host's time zone (days of the log are local days)."""
     import psycopg
 
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="policybot")
-    conn.adapters.register_loader("numeric", _numeric_loader())
-    minutes = time.localtime().tm_gmtoff // 60
-    sign = "-" if minutes < 0 else "+"
-    conn.execute(f"SET TIME ZONE INTERVAL '{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}' HOUR TO MINUTE")
+    # TCP keepalives: the build lease and the listener sit idle for minutes, and a NAT or load
+    # balancer that drops idle connections would otherwise leave a half-open one (the server keeping
+    # the dead session's advisory lock for hours). Ignored on a Unix socket.
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="policybot",
+                           keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+    try:
+        conn.adapters.register_loader("numeric", _numeric_loader())
+        minutes = time.localtime().tm_gmtoff // 60
+        sign = "-" if minutes < 0 else "+"
+        conn.execute(f"SET TIME ZONE INTERVAL '{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}' HOUR TO MINUTE")
+    except BaseException:
+        conn.close()  # retried every second by the sync thread: a half-made connection must not leak
+        raise
     return conn
 
 

@@ -157,7 +157,11 @@ class Listener:
         from bot.storage.pg import connect
 
         self.conn: psycopg.Connection = connect(url)
-        self.conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            self.conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            self.conn.close()  # a standby refuses LISTEN: retried every second, so never leak the connection
+            raise
 
     def wait(self, timeout: float) -> bool:
         """Whether a change was announced within ``timeout`` seconds.

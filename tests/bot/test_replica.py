@@ -4,6 +4,7 @@ between hosts, rollback, one build lease for all, and a damaged pack refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from dataclasses import asdict
@@ -119,6 +120,32 @@ def test_a_damaged_document_is_skipped_and_the_rest_still_syncs(hosts, pg_url, c
     b.sync()
     assert _library(b) == [] and current_version(b.data_dir) == current_version(a.data_dir)
     assert "does not match the SHA-256 of its record" in caplog.text
+    (doc_id,) = a.shared.documents()
+    assert b.remove_document(doc_id).doc_id == doc_id  # the admin can still take it out on B
+    assert a.shared.documents() == {}
+
+
+def test_a_half_done_adoption_archives_nothing(hosts):
+    a, b = hosts
+    (law,) = a.add(add_files([LAW]))  # shared, but nothing published yet: as if A stopped mid-adoption
+    assert a.shared.current() is None
+    kept = _library(a)
+    a.sync()
+    b.sync()
+    assert _library(a) == kept  # A's seed plan, never uploaded, is not archived
+    assert law.doc_id in {r["doc_id"] for r in _library(b)}
+
+
+def test_a_version_without_file_checksums_is_not_shared(hosts, caplog):
+    a, b = hosts
+    served = current_version(a.data_dir)
+    manifest = a.data_dir / "index" / served / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    del data["files"]  # as versions built before checksums were recorded
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    a.sync()
+    assert a.shared.current() is None and len(a.shared.documents()) == 1
+    assert "predates file checksums" in caplog.text
 
 
 def test_one_build_across_hosts(hosts):
