@@ -32,7 +32,7 @@ KNOWN = [
     ("the worker running this job stopped (no sign of life for 120 s); start the re-index again",
      "执行此任务的服务进程已停止"),
     ("internal error: KeyError: 'x'", "服务器内部错误"),
-    # several hosts (bot/replica.py, bot/storage/jobs.py, bot/storage/shared.py)
+    # several hosts (bot.replica, bot.storage.jobs, bot.storage.shared)
     ("the host running this job stopped (it no longer holds the build lock); the index it served is unchanged: "
      "start the re-index again", "执行此任务的服务器已停止"),
     ("the build lock was lost (OperationalError); the build was not published", "失去了重建锁"),

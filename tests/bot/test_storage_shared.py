@@ -1,4 +1,4 @@
-"""bot/storage/shared.py on a real PostgreSQL: the shared library, the packed versions, the
+"""bot.storage.shared on a real PostgreSQL: the shared library, the packed versions, the
 served pointer and its history, the notifications that announce each change, the build lease,
 and the jobs a dead host leaves behind."""
 
