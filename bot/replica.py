@@ -90,11 +90,12 @@ class Replica:
             if current is None and not self.shared.documents():
                 self._adopt()
                 return
-            self._sync_documents()
+            self._sync_documents(published=current is not None)
             if current is not None:
                 self._sync_index(current)
 
-    def _sync_documents(self) -> None:
+    def _sync_documents(self, *, published: bool | None = None) -> None:
+        """``published``: whether the shared pointer names a version (asked when not given)."""
         from index.library import install_document, list_documents, remove_document
 
         wanted = self.shared.documents()
@@ -110,7 +111,7 @@ class Replica:
             except CorpusError as exc:  # one bad row must not stop the others, nor the index
                 self._failed[key] = time.monotonic() + RETRY_S
                 log.error("document %s of the shared library was not installed: %s", doc_id, exc)
-        if self.shared.current() is None:
+        if not (self.shared.current() is not None if published is None else published):
             # nothing published yet: a first host's adoption may have stopped half-way, and its
             # documents not yet uploaded must not be archived on every host
             return

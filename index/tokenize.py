@@ -202,16 +202,8 @@ class Tokenizer:
         Appended terms are not repeated when already present, so an expansion never
         counts twice in BM25.
         """
-        norm = self.normalize(text)
-        words = self._jieba.lcut(norm)
-        result = self._tokens(norm, words)
-        seen = set(result)
-        for term in self._expansions(norm, words):
-            for token in self._term_tokens.get(term) or self._tokens(term):
-                if token not in seen:
-                    seen.add(token)
-                    result.append(token)
-        return result
+        _, own, extra = self.question_terms(text)
+        return own + extra
 
     def expansion_tokens(self, text: str) -> list[str]:
         """Only the terms that synonyms, pinyin and typo repair add to a question (for a feature

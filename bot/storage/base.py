@@ -12,6 +12,7 @@ message key may contain the sender's raw id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -163,10 +164,17 @@ class Write:
         return returning(self.sql) is not None
 
 
+@functools.lru_cache(maxsize=256)  # the statements are constants: parsed once, not per message
 def returning(sql: str) -> str | None:
     """The one column ``sql`` returns (``… RETURNING x`` at its end), else None."""
     match = _RETURNING.search(sql)
     return match.group(1) if match else None
+
+
+@functools.lru_cache(maxsize=256)
+def _written_table(sql: str) -> str | None:
+    match = _WRITE_TABLE.match(sql)
+    return match.group(1).lower() if match else None
 
 
 _RETURNING = re.compile(r"\bRETURNING\s+(\w+)\s*$", re.I)
@@ -175,8 +183,7 @@ _WRITE_TABLE = re.compile(r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s
 
 def check_together(writes: Sequence[Write]) -> None:
     """Refuse what :meth:`Database.write_together` cannot run as one statement."""
-    tables = [_WRITE_TABLE.match(w.sql) for w in writes]
-    names = [m.group(1).lower() for m in tables if m]
+    names = [name for name in map(_written_table, (w.sql for w in writes)) if name]
     if len(names) != len(writes) or len(set(names)) != len(names):
         raise ValueError("write_together takes INSERT, UPDATE or DELETE statements of different tables")
 
