@@ -28,6 +28,7 @@ from bot.domain import UNLIMITED, Answer, Citation, Limit, Question
 from bot.errors import Refused
 from bot.metrics import Metrics
 from bot.searchcache import CachedSearcher
+from bot.singleflight import SingleFlight
 from bot.storage import Admission, LogEntry, Storage, Write, database_errors, open_storage
 from bot.storage.curation import Curation, Served
 from index.domain import Document, Hit
@@ -188,14 +189,18 @@ class Service:
         self.sessions = sessions  # the dialog's shared memory: its writes join the answer's transaction
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
+        self._flights: SingleFlight[Answer] = SingleFlight()  # this worker's threads compute a message once
 
     def ask(self, question: Question, limit: Limit = UNLIMITED, *, dedupe_key: str | None = None,
             admission: Admission | None = None) -> Answer:
         """Answer ``question`` within ``limit``, computing and logging it once per ``dedupe_key``.
 
-        A retry whose first attempt is still being computed (in any worker) waits for
-        that answer; one whose first attempt failed computes it again. ``admission`` (the
-        message's signed pair and rate count) is decided in the same write as the claim.
+        On one host (SQLite) the message is computed, then written with its answer, log row and
+        session in one transaction; a retry arriving while its first attempt is being computed in
+        another worker computes it too, and the first written wins. With a storage that
+        :attr:`~bot.storage.Dedup.claims_first` (several hosts), a retry waits for the first
+        attempt's answer; one whose first attempt failed computes it again. ``admission`` (the
+        message's signed pair and rate count) is decided with the message's first read or write.
 
         :raise RetrievalError: no index is published, or it cannot be loaded.
         :raise Refused: the admission refused the message (replayed, or over the rate limit).
@@ -207,6 +212,8 @@ class Service:
             self.storage.finish(None, None, entry, writes=self._writes(session_writes, served))
             return answer
         key = f"{question.channel}:{dedupe_key}"
+        if not self.storage.claims_first:
+            return self._flights.do(key, lambda: self._ask_then_settle(key, question, limit, admission))
         delay = self.poll_s
         while True:
             claim = self.storage.claim(key, stale_after_s=self.stale_after_s, admission=admission)
@@ -237,6 +244,26 @@ class Service:
         if self.replica is not None:
             self.replica.close()
         self.storage.close()
+
+    def _ask_then_settle(self, key: str, question: Question, limit: Limit, admission: Admission | None) -> Answer:
+        """One host: read, compute, then one write transaction for everything (the storage's
+        class docstring says why two workers may both compute a message given to both at once)."""
+        seen = self.storage.peek(key, admission)
+        if seen.state in ("replayed", "limited"):
+            raise Refused(seen.state)
+        if seen.state == "done":
+            self.metrics.record_retry(question.channel)
+            return load_answer(seen.answer)
+        with self._deferred_sessions() as session_writes:
+            answer, entry, served = self._compute(question, limit)
+        stored = self.storage.settle(key, dump_answer(answer), entry, writes=self._writes(session_writes, served),
+                                     admission=admission)
+        if stored.state == "replayed":
+            raise Refused("replayed")
+        if stored.state == "done":
+            self.metrics.record_retry(question.channel)
+            return load_answer(stored.answer)
+        return answer
 
     def _compute_claimed(self, key: str, question: Question, limit: Limit) -> Answer:
         try:

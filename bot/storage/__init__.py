@@ -26,7 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.storage.base import Database, Write, immediate_transaction
+from bot.storage.base import Database, Write, call_then, first_value, immediate_transaction
 from bot.storage.dedup import Admission, Claim, Dedup
 from bot.storage.jobs import Job, JobConflict, JobStore
 from bot.storage.log import LogEntry, QuestionLog, QuestionStats, Unanswered
@@ -82,6 +82,32 @@ class Storage(QuestionLog, Dedup, SessionTable):
         self.hash("")  # before the write: hashing may itself write the salt
         stored = [self.answer_write(key, answer)] if key is not None and answer is not None else []
         self.write_together([*stored, self.log_write(entry), *writes])
+
+    def settle(self, key: str, answer: str, entry: LogEntry, *, writes: Sequence[Write] = (),
+               admission: Admission | None = None) -> Claim:
+        """The one write of a message answered after :meth:`peek`: its signed pair and rate count,
+        then its answer under ``key``, log row and ``writes``, in one transaction. ``claimed``: all
+        written. ``done``: another worker stored an answer first, which is returned, and nothing of
+        this one is logged. ``replayed``: the signed pair signed another body meanwhile; nothing
+        written."""
+        self.hash("")  # before the transaction: hashing may itself write the salt
+        writes = [self.log_write(entry), *writes]
+        try:
+            with self.transaction(serial=False) as conn:
+                if not self.settle_admission(conn, admission):
+                    raise _Replayed  # rolls the transaction back
+                found = self.store_answer(conn, key, answer)
+                if found is not None:
+                    return Claim("done", found)
+                values = [first_value(conn.execute(w.sql, w.params)) for w in writes]
+        except _Replayed:
+            return Claim("replayed")
+        call_then(writes, values)
+        return Claim("claimed")
+
+
+class _Replayed(Exception):
+    """Raised inside :meth:`Storage.settle`'s transaction to roll it back."""
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -122,7 +122,7 @@ class Database:
         with self.transaction(serial=False) as conn:
             for write in writes:
                 cursor = conn.execute(write.sql, write.params)
-                values.append(_first(cursor) if write.returns else None)
+                values.append(first_value(cursor) if write.returns else None)
         return call_then(writes, values)
 
     def close(self) -> None:
@@ -188,7 +188,8 @@ def check_together(writes: Sequence[Write]) -> None:
         raise ValueError("write_together takes INSERT, UPDATE or DELETE statements of different tables")
 
 
-def _first(cursor: Any) -> Any:
+def first_value(cursor: Any) -> Any:
+    """The first column of a cursor's first row, or None."""
     row = cursor.fetchone()
     return row[0] if row else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bot.storage.base import Database, Write
 from bot.storage.schema import register_schema
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS rates (    -- requests per client in the current rate
 class Claim:
     """The outcome of :meth:`Dedup.claim`: ours to compute, done (with the answer), or pending elsewhere."""
 
-    state: str  # "claimed" | "done" | "pending" | "replayed" | "limited" (refused by the admission)
+    state: str  # "claimed" | "done" | "pending" | "replayed" | "limited" (refused by the admission) | "new"
     answer: str | None = None
 
 
@@ -67,7 +68,73 @@ class Admission:
 
 
 class Dedup(Database):
-    """The ``answers``, ``memos``, ``nonces`` and ``rates`` tables, mixed into :class:`bot.storage.Storage`."""
+    """The ``answers``, ``memos``, ``nonces`` and ``rates`` tables, mixed into :class:`bot.storage.Storage`.
+
+    Two ways to answer a message once. One host (SQLite): :meth:`peek` reads, the answer is
+    computed, and :meth:`~bot.storage.Storage.settle` stores it with everything else in the
+    message's one write transaction; two workers given the same message at once both compute it
+    and the first to write wins (the other replies with the stored answer, logging nothing). Many
+    hosts (PostgreSQL, :attr:`claims_first`): :meth:`claim` first, so a message is computed once
+    across hosts, then :meth:`~bot.storage.Storage.finish`.
+    """
+
+    #: Whether a message is claimed (a write) before it is computed: see the class docstring.
+    claims_first = False
+
+    def peek(self, key: str, admission: Admission | None = None) -> Claim:
+        """Read, write nothing: ``done`` with the stored answer of ``key``; ``replayed`` when the
+        admission's signed pair already signed another body; ``limited`` when its client has used
+        up the current rate window; else ``new``. One statement, one round trip.
+
+        What it saw may change before the answer is written: :meth:`~bot.storage.Storage.settle`
+        decides again for the answer and the signed pair. The rate limit is not re-checked there:
+        a client's concurrent requests may pass it by as many as are in flight at once.
+        """
+        nonce = admission.nonce if admission else None
+        rate = admission.rate if admission else None
+        window = int(time.time()) // rate[1] * rate[1] if rate else 0
+        answer, digest, count = self.connection().execute(
+            "SELECT (SELECT answer FROM answers WHERE key = ? AND state = 'done'),"
+            " (SELECT digest FROM nonces WHERE channel = ? AND timestamp = ? AND nonce = ?),"
+            " (SELECT count FROM rates WHERE key = ? AND window = ?)",
+            (self.hash(key), *(nonce[:3] if nonce else ("", "", "")),
+             self.hash(f"rate:{rate[0]}") if rate else "", window)).fetchone()
+        if nonce is not None:
+            admission.nonce_ok = digest is None or digest == nonce[3]
+            if not admission.nonce_ok:
+                return Claim("replayed")
+        if answer is not None:
+            return Claim("done", answer)
+        if rate is not None and (count or 0) >= rate[2]:
+            return Claim("limited")
+        return Claim("new")
+
+    def settle_admission(self, conn: Any, admission: Admission | None) -> bool:
+        """Inside :meth:`~bot.storage.Storage.settle`'s transaction: record the signed pair and
+        count the request; False if the pair has signed another body since :meth:`peek`."""
+        if admission is None:
+            return True
+        if admission.rate is not None:
+            count = _count_write(self.hash(f"rate:{admission.rate[0]}"), admission.rate[1])
+            conn.execute(count.sql, count.params)
+        if admission.nonce is None:
+            return True
+        write = _nonce_write(*admission.nonce)
+        inserted = conn.execute(write.sql, write.params).fetchone()
+        admission.nonce_ok = self._nonce_ok(inserted[0] if inserted else None, *admission.nonce)
+        return admission.nonce_ok
+
+    def store_answer(self, conn: Any, key: str, answer: str) -> str | None:
+        """Inside :meth:`~bot.storage.Storage.settle`'s transaction: store ``answer`` under ``key``
+        unless one is there already; None when stored, else the answer found. (A pending claim,
+        left by a version of the bot that claimed first, is overwritten.)"""
+        hashed = self.hash(key)
+        if conn.execute("INSERT INTO answers (key, state, answer, claimed_at, owner) VALUES (?, 'done', ?, ?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET state = 'done', answer = excluded.answer"
+                        " WHERE answers.state = 'pending' RETURNING key",
+                        (hashed, answer, time.time(), self.owner)).fetchone() is not None:
+            return None
+        return conn.execute("SELECT answer FROM answers WHERE key = ?", (hashed,)).fetchone()[0]
 
     def claim(self, key: str, *, stale_after_s: float, admission: Admission | None = None) -> Claim:
         """Take ``key`` for computing, or report its stored answer or that it is being computed;

@@ -126,6 +126,8 @@ class PgStorage(Storage):
     """:class:`~bot.storage.Storage` on the PostgreSQL database at ``url``: every table module's
     queries, shared by every worker of every host."""
 
+    claims_first = True  # a message is claimed before it is computed: computed once across hosts
+
     def __init__(self, url: str, *, salt: str | None = None, log_days: int | None = None) -> None:
         super().__init__(Path(), salt=salt, log_days=log_days)
         self.url = url

@@ -13,7 +13,7 @@ from bot.dialog import Dialog
 from bot.domain import TELEGRAM_LIMIT, WECHAT_LIMIT, Question
 from bot.metrics import Metrics
 from bot.service import SearcherProvider, Service, dump_answer, get_service, load_answer
-from bot.storage import FILENAME, LogEntry, Storage
+from bot.storage import FILENAME, Admission, Claim, LogEntry, Storage
 from bot.storage.dedup import KEEP_S
 
 
@@ -96,6 +96,45 @@ def test_first_use_by_many_workers_at_once(tmp_path, round_):
         store.close()
     assert not errors, errors
     assert sorted(states) == ["claimed"] + ["pending"] * 7
+
+
+def test_peek_then_settle(storage):
+    entry = LogEntry("web", "h", "q", "answer", False, None, None, 0.9, 1.0)
+    assert storage.peek("k").state == "new"
+    assert storage.settle("k", '{"text": "first"}', entry).state == "claimed"
+    late = storage.settle("k", '{"text": "second"}', entry)  # another worker computed it meanwhile
+    assert late == Claim("done", '{"text": "first"}')
+    assert storage.peek("k") == Claim("done", '{"text": "first"}') and len(storage.questions()) == 1
+
+
+def test_settle_takes_over_a_pending_claim(storage):
+    # A claim left pending by a bot that claimed before computing (an older version) is answered.
+    entry = LogEntry("web", "h", "q", "answer", False, None, None, 0.9, 1.0)
+    assert storage.claim("k", stale_after_s=30).state == "claimed"
+    assert storage.peek("k").state == "new"
+    assert storage.settle("k", '{"text": "hi"}', entry).state == "claimed" and len(storage.questions()) == 1
+
+
+def test_admission_is_decided_by_peek_and_settle(storage):
+    entry = LogEntry("web", "h", "q", "answer", False, None, None, 0.9, 1.0)
+    pair = ("wechat", "1700000000", "nonce1", "digest-a")
+    first = Admission(nonce=pair, rate=("wechat:u", 60, 2))
+    assert storage.peek("m1", first).state == "new" and first.nonce_ok
+    assert storage.settle("m1", "{}", entry, admission=first).state == "claimed"
+    forged = Admission(nonce=(*pair[:3], "digest-b"))  # the same pair with another body
+    assert storage.peek("m2", forged).state == "replayed" and forged.nonce_ok is False
+    racing = Admission(nonce=("wechat", "1700000001", "nonce2", "digest-c"))
+    assert storage.peek("m3", racing).state == "new"
+    storage.claim_nonce("wechat", "1700000001", "nonce2", "digest-d")  # a forged body got there first
+    assert storage.settle("m3", "{}", entry, admission=racing).state == "replayed"
+    assert storage.peek("m3").state == "new" and len(storage.questions()) == 1  # nothing of m3 written
+    retry = Admission(nonce=pair, rate=("wechat:u", 60, 2))  # a platform retry: same pair, same body
+    assert storage.peek("m1", retry).state == "done" and retry.nonce_ok
+    second = Admission(rate=("wechat:u", 60, 2))
+    assert storage.peek("m4", second).state == "new"
+    assert storage.settle("m4", "{}", entry, admission=second).state == "claimed"
+    assert storage.peek("m5", Admission(rate=("wechat:u", 60, 2))).state == "limited"  # a third in the minute
+    assert storage.peek("m5", Admission(rate=("wechat:other", 60, 2))).state == "new"
 
 
 def test_claim_lifecycle(storage):
@@ -290,18 +329,36 @@ def test_racing_threads_compute_once(bot_data):
         service.close()
 
 
-def test_racing_workers_compute_once(bot_data):
-    # Two services on one database file stand for two gunicorn workers.
+def test_racing_workers_answer_and_log_once(bot_data):
+    # Two services on one database file stand for two gunicorn workers. Each computes the message at
+    # most once (SQLite claims nothing before computing: one write per message); the first answer
+    # written is every thread's reply, and the one log row.
     workers = [make_service(bot_data, delay_s=0.3) for _ in range(2)]
     try:
         answers = _race(workers, "race-workers", 3)
         assert len(answers) == 6 and all(a.text == answers[0].text for a in answers)
-        assert sum(w.dialog.calls for w in workers) == 1
-        assert sum(_computed(w) for w in workers) == 1
+        assert all(w.dialog.calls <= 1 for w in workers)
         assert len(workers[0].storage.questions()) == 1
+        assert sum(_computed(w) for w in workers) == sum(w.dialog.calls for w in workers)
     finally:
         for worker in workers:
             worker.close()
+
+
+def test_an_answered_message_is_one_write_transaction(bot_data):
+    service = make_service(bot_data)
+    try:
+        service.ask(QUESTION, WECHAT_LIMIT, dedupe_key="warm-up")  # the hourly pruning runs on the first
+        statements: list[str] = []
+        service.storage.connection().set_trace_callback(statements.append)
+        question = replace(QUESTION, text="双减工作怎么落实？", user_id="another-user")
+        answer = service.ask(question, WECHAT_LIMIT, dedupe_key="one-write", admission=Admission(
+            nonce=("wechat", "1700000000", "n-one-write", "digest"), rate=("wechat:another-user", 60, 20)))
+        assert answer.hits
+        assert sum(s.startswith("BEGIN") for s in statements) == 1, statements
+        assert [e.question for e in service.storage.questions()][-1] == question.text
+    finally:
+        service.close()
 
 
 def test_a_failed_first_attempt_lets_the_retry_compute(bot_data, tmp_path):
