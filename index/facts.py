@@ -5,7 +5,7 @@ Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the p
 "幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
 answering checks the expected answer type; this module does that for the types
 parents ask about that policy documents often do not contain: a price, a time, a date,
-a count, a duration, an age, a score line, a named person, a procedure, a phone number or an
+a year, a count, a duration, an age, a score line, a named person, a procedure, a phone number or an
 address.
 """
 
@@ -51,13 +51,22 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*[日号]|\d{4}\s*[-./年]\s*\d{1,2}"),
     ),
     FactType(
+        "year",
+        # the year of an event (哪年建成, 什么时候开始招生): answered by text naming a year (到2025年)
+        re.compile(r"哪一?年(?!级)|(?:什么|啥)时[候间](?:能|会|才|可以|开始)?(?:建成|建好|完工|竣工|动工|开工|投用|"
+                   r"招生|开园|开办|推开|推广|实施|施行|出台)|what year|which year", re.I),
+        re.compile(r"(?:19|20)\d{2}\s*年"),
+    ),
+    FactType(
         "count",
-        re.compile(r"(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级)|how many", re.I),
+        re.compile(r"(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
+                   r"|how many", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
     ),
     FactType(
         "duration",
-        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)(?:天|年|个月|周|小时|学时|课时)(?!级)|how long", re.I),
+        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级)"
+                   r"|how long", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
     ),
     FactType(
@@ -100,13 +109,15 @@ FACT_TYPES: tuple[FactType, ...] = (
 
 # A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the fact.
 _YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常)[？?！!。\s]*$")
+# Sentences of a message: each asks on its own ("保教费最多收多少钱？我们这边收1800正常吗" asks for a
+# price, then whether 1800 is normal; the second does not make the first a yes/no question).
+_SENTENCE = re.compile(r"[^？?！!。]+[？?！!。]*")
 
 
 def expected_facts(question: str) -> tuple[FactType, ...]:
-    """The answer types ``question`` asks for (usually none)."""
-    if _YES_NO.search(question):
-        return ()
-    return tuple(fact for fact in FACT_TYPES if fact.asked.search(question))
+    """The answer types ``question`` asks for (usually none), sentence by sentence."""
+    asking = [s for s in _SENTENCE.findall(question) if not _YES_NO.search(s)]
+    return tuple(fact for fact in FACT_TYPES if any(fact.asked.search(s) for s in asking))
 
 
 def states_fact(text: str, fact: FactType) -> bool:

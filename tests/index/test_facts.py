@@ -20,6 +20,10 @@ def _names(question: str) -> list[str]:
     ("how many schools will be built", ["count"]),
     ("孩子几岁上小学", ["age"]),
     ("孩子多大能上幼儿园", ["age"]),
+    ("新校区哪一年建成", ["year"]),
+    ("什么时候开始招生", ["year"]),
+    ("户外活动每天要几个小时", ["duration"]),
+    ("一个班有几个老师", ["count"]),
 ])
 def test_a_request_for_a_fact_is_recognised(question, expected):
     assert _names(question) == expected
@@ -27,6 +31,7 @@ def test_a_request_for_a_fact_is_recognised(question, expected):
 
 @pytest.mark.parametrize("question", [
     "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "幼儿园多大面积", "谁负责义务教育", "师德考核结果用在哪",
+    "孩子几年级开始学英语", "保教费一个月多少钱算正常？",
 ])
 def test_questions_about_a_rule_ask_for_no_fact(question):
     assert _names(question) == []
@@ -46,3 +51,17 @@ def test_an_age_is_stated_in_either_numeral_script_and_never_read_from_a_date():
     assert states_fact("凡年满六周岁的儿童，其父母或者其他法定监护人应当送其入学", age)
     assert states_fact("年满3周岁的儿童可以入园", age)
     assert not states_fact("2020年5月15日起施行", age)
+
+
+def test_each_sentence_of_a_message_asks_on_its_own():
+    # a closing yes/no sentence does not excuse the request for a figure before it
+    assert _names("保教费一个月最多收多少钱？我们这边收1800正常吗") == ["price"]
+    assert _names("户外活动要满几个小时？是2小时吗") == ["duration"]
+    assert _names("收1800正常吗？") == []
+
+
+def test_a_year_is_stated_by_a_year_not_by_a_month():
+    (year,) = expected_facts("两湖幼儿园哪年建成")
+    assert states_fact("到2025年，新建幼儿园30所。", year)
+    assert states_fact("二〇二二年九月一日起施行", year)
+    assert not states_fact("每年9月开学", year)
