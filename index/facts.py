@@ -33,7 +33,7 @@ FACT_TYPES: tuple[FactType, ...] = (
         # money asked for: a fee, a salary, an allowance, a budget
         re.compile(r"多少钱|(?:学费|收费|费用|价格|保教费|保育费|伙食费|工资|薪资|薪水|补贴|补助|奖金|经费|资金|投入)"
                    r"[^，。？?！!]{0,8}(?:多少|几)|(?:多少|几)(?:亿|万)元?|要交多少|交多少|"
-                   r"how much (?:does|is|are)[^.?!。？！]{0,60}(?:cost|fee)", re.I),
+                   r"how much (?:does|is|are|do)[^.?!。？！]{0,60}(?:cost|fee|charge|pay)", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|亿元|块)|收费标准为|每生每"),
     ),
     FactType(
@@ -60,14 +60,15 @@ FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "count",
         re.compile(r"(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
-                   r"|how many", re.I),
+                   r"|how many(?! (?:minutes|hours|days|weeks|months|years)\b)", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
     ),
     FactType(
         "duration",
-        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级)"
-                   r"|how long", re.I),
-        re.compile(r"\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁)"
+                   r"|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
+        # a year (2020年) is not a length of time
+        re.compile(r"(?<![\d.])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
     ),
     FactType(
         "age",
@@ -83,14 +84,16 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "person",
-        re.compile(r"(?:校长|园长|局长|主任|负责人|联系人)(?:是谁|叫什么)|叫什么名字|who is the", re.I),
+        # 校长是谁？ asks for a name; 校长是谁来聘的 asks who appoints one (an authority a law names)
+        re.compile(r"(?:校长|园长|局长|主任|负责人|联系人)(?:是谁|叫什么)(?=[啊呀呢啦？?！!。，,\s]|$)|叫什么名字|"
+                   r"who is the", re.I),
         re.compile(r"(?:校长|园长|局长|主任|负责人|联系人)[:：]?\s*[\u4e00-\u9fff]{2,3}(?:同志)?[，,。；\s]|"
                    r"[\u4e00-\u9fff]{2,3}同志"),
     ),
     FactType(
         "procedure",
         # How to apply/enrol/transfer: plans set goals and rarely give an office's steps.
-        re.compile(r"手续|怎么(?:办理|报名|报考|申请)|如何(?:办理|报名|报考|申请)|办理流程|需要(?:带|准备|提交)什么|"
+        re.compile(r"手续|怎么(?:办理|报名|报考|申请)|如何(?:办理|报名|报考|申请)|办理流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
                    r"what documents|how (?:do|can) i (?:apply|register|enrol)", re.I),
         re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
     ),

@@ -69,7 +69,7 @@ def collect(searcher, questions: Sequence[EvalQuestion], *, progress: Callable[[
             items = tuple(searcher.ranked_item(int(i), ranked) for i in ranked.items)
             labels = np.array([any(matches(it, g) for g in q.gold) for it in items], dtype=np.int64)
             known = searcher.knows_words(ranked.query)
-            fact_ok = np.array([known and searcher.states_expected_facts(q.question, [int(i)])
+            fact_ok = np.array([known and searcher.states_expected_facts(q.question, int(i), ranked)
                                 for i in ranked.items])
             late = other_year(searcher.library, ranked.query.year, ranked.items)
             samples.append(Sample(q, q.doc or f"unanswerable:{q.source}", ranked.features, labels, items,

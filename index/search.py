@@ -112,7 +112,7 @@ class Searcher:
         if ranked is None:
             return SearchResult(question, (), 0.0, True)
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
-        if not (self.knows_words(ranked.query) and self.states_expected_facts(question, ranked.items[:1])):
+        if not (self.knows_words(ranked.query) and self.states_expected_facts(question, int(ranked.items[0]), ranked)):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
         # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
         sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
@@ -169,7 +169,7 @@ class Searcher:
         norm, tokens, expansion = self.tokenizer.question_terms(question)
         return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
                      vector=self._query_vector(norm), year=self._asked_year(question),
-                     unseen=self._unseen(tokens))
+                     unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(question))
 
     def _unseen(self, tokens: Sequence[str]) -> float:
         terms = set(tokens)
@@ -205,13 +205,15 @@ class Searcher:
         vocab = self.stored.bm25.vocab_dict
         return query.unseen < 0.999 or any(t in vocab for t in query.expansion)
 
-    def states_expected_facts(self, question: str, items: Sequence[int]) -> bool:
-        """False when the question asks for a fact (a price, a date …) that none of ``items`` gives."""
+    def states_expected_facts(self, question: str, item: int, ranked: Ranked) -> bool:
+        """False when the question asks for a fact (a price, a date …) that the sentences quoted
+        from ``item`` do not give. The quoted ones, not the whole item: a long plan item or table
+        holds some figure of nearly every kind, and the user sees only what is quoted."""
         facts = expected_facts(question)
         if not facts:
             return True
-        texts = [self.stored.chunks[self._item_chunk[i][0]].text for i in items]
-        return all(any(states_fact(t, fact) for t in texts) for fact in facts)
+        shown = self._best_sentences(item, ranked)
+        return all(any(states_fact(t, fact) for t in shown) for fact in facts)
 
     def _asked_year(self, question: str) -> int | None:
         if match := _YEAR.search(question):

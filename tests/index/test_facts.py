@@ -24,6 +24,11 @@ def _names(question: str) -> list[str]:
     ("什么时候开始招生", ["year"]),
     ("户外活动每天要几个小时", ["duration"]),
     ("一个班有几个老师", ["count"]),
+    ("孩子满几周岁入学", ["age"]),                       # 几周岁 is an age, not a number of weeks
+    ("要等几周", ["duration"]),
+    ("how many hours of training a year", ["duration"]),
+    ("how much does a kindergarten charge", ["price"]),
+    ("报名要准备哪些材料", ["procedure"]),
 ])
 def test_a_request_for_a_fact_is_recognised(question, expected):
     assert _names(question) == expected
@@ -32,6 +37,7 @@ def test_a_request_for_a_fact_is_recognised(question, expected):
 @pytest.mark.parametrize("question", [
     "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "幼儿园多大面积", "谁负责义务教育", "师德考核结果用在哪",
     "孩子几年级开始学英语", "保教费一个月多少钱算正常？",
+    "公办中小学的校长是谁来聘的？",                     # who appoints: an authority, not a name
 ])
 def test_questions_about_a_rule_ask_for_no_fact(question):
     assert _names(question) == []
@@ -65,3 +71,10 @@ def test_a_year_is_stated_by_a_year_not_by_a_month():
     assert states_fact("到2025年，新建幼儿园30所。", year)
     assert states_fact("二〇二二年九月一日起施行", year)
     assert not states_fact("每年9月开学", year)
+
+
+def test_a_year_is_not_a_length_of_time():
+    (duration,) = expected_facts("服务期满几年")
+    assert states_fact("服务期不少于6年", duration)
+    assert states_fact("三十日内作出决定", duration)
+    assert not states_fact("到2020年，完成公费定向培养计划", duration)
