@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.domain import Chunk, Document
+from index.places import Place, elsewhere, places_in
 
 FEATURES: tuple[str, ...] = (
     "cos_item", "cos_sent", "cos_item_z", "cos_sent_z", "dense_rr",
     "bm25_item", "bm25_sent", "bigram", "bigram_log", "lex_rr",
     "coverage", "title_coverage", "bigram_coverage", "numbers",
-    "doc_named", "other_doc_named", "log_length", "unseen",
+    "doc_named", "other_doc_named", "elsewhere", "log_length", "unseen",
 )
 # What the ranker weighs: every column but the raw cosines, whose scale belongs to one embedder
 # (e5's cosines crowd into 0.8–0.9, MiniLM's spread over 0.1–0.6). Within a question the dense
@@ -64,6 +65,7 @@ class Query:
     vector: np.ndarray
     year: int | None       # a year the question asks about (2020年, 今年 …), if any
     unseen: float = 0.0    # IDF-weighted share of the question's terms that no document contains
+    elsewhere: bool = False  # it names places, none of them one a local document is about
 
 
 def doc_aliases(doc: Document) -> tuple[str, ...]:
@@ -77,6 +79,12 @@ def doc_aliases(doc: Document) -> tuple[str, ...]:
         place = m.group(1)
         names |= {place, m.group(0)}
     return tuple(sorted((n for n in names if len(n) >= 2), key=len, reverse=True))
+
+
+def _title_place(title: str) -> tuple[Place, ...]:
+    """The place a local document is about: the narrowest its title names (浙江省绍兴市… → 绍兴市)."""
+    found = () if title.lstrip("《").startswith(_NATIONAL) else places_in(title)
+    return (max(found, key=lambda p: p.level),) if found else ()
 
 
 def is_law(doc: Document) -> bool:
@@ -103,6 +111,10 @@ class Library:
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
+        # the places local documents are about (衡阳市教育局… → 衡阳市); a national law has none
+        places = [_title_place(d.title) for d in documents]
+        self.covered: tuple[Place, ...] = tuple(p for found in places for p in found)
+        self.doc_local = np.array([bool(found) for found in places], dtype=bool)
         self.item_text = [normalize(f"{c.item_title}\n{c.text}") for c in first]
         self.title_text = [normalize(c.item_title) for c in first]
         self.item_terms, self.title_terms = TermIndex(self.item_text), TermIndex(self.title_text)
@@ -126,6 +138,10 @@ class Library:
         if not hits:
             return np.zeros(len(self.item_chunk), dtype=np.float32)
         return np.bincount(np.concatenate(hits), minlength=len(self.item_chunk)).astype(np.float32)
+
+    def asks_elsewhere(self, question: str) -> bool:
+        """True when ``question`` is about a place none of the local documents covers."""
+        return elsewhere(question, self.covered)
 
     def named_docs(self, norm_question: str) -> np.ndarray:
         """Per document: 1 when the question names it (its title, short title or place)."""
@@ -170,6 +186,8 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
         "bigram_coverage": _gram_coverage(bigrams(q.text), lib, items),
         "numbers": _numbers(q.text, [lib.item_text[i] for i in items]),
         "doc_named": doc_named, "other_doc_named": other_named.astype(np.float32),
+        # a local document answers for its own place only; a national law for every place
+        "elsewhere": (q.elsewhere & lib.doc_local[docs]).astype(np.float32),
         "log_length": lib.log_length[items],
         # the same for every candidate: how much of the question the library never mentions
         # (火星, 天气); the ranker ignores it, the abstention model does not

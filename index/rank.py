@@ -31,7 +31,8 @@ NEUTRAL_THRESHOLD = 0.5
 
 # Inputs of the abstention model, all taken from the ranked list of one question.
 ABSTAIN_INPUTS: tuple[str, ...] = ("top_score", "margin", "cos_sent", "cos_item", "coverage",
-                                   "bigram_coverage", "title_coverage", "numbers", "doc_named", "unseen")
+                                   "bigram_coverage", "title_coverage", "numbers", "doc_named", "elsewhere",
+                                   "unseen")
 
 
 @dataclass(frozen=True)

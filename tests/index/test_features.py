@@ -97,3 +97,12 @@ def test_gram_counts_are_the_shared_bigrams_of_each_item(searcher, question):
     counts = lib.gram_counts(grams)
     expected = [len(set(grams) & set(bigrams(text))) for text in lib.item_text]
     assert counts.tolist() == expected
+
+
+def test_only_a_local_document_is_about_a_place():
+    from index.features import _title_place
+
+    assert [p.name for p in _title_place("衡阳市教育局2020年工作要点")] == ["衡阳市"]
+    assert [p.name for p in _title_place("浙江省绍兴市学前教育条例")] == ["绍兴市"]  # the narrowest
+    assert _title_place("中华人民共和国义务教育法") == ()  # a national law: everywhere
+    assert _title_place("《中华人民共和国教师法》") == ()

@@ -71,3 +71,12 @@ def test_question_of_words_the_library_never_uses_is_declined(library):
 def test_hits_carry_the_full_item_text(library):
     hit = library.search("教师法规定老师有哪些权利", k=1).hits[0]
     assert hit.text and all(s in hit.text for s in hit.sentences)
+
+
+def test_another_city_lowers_confidence_in_the_citys_plan_not_in_a_law(library):
+    local, elsewhere = library.search("衡阳今年幼儿园有啥目标", k=1), library.search("长沙今年幼儿园有啥目标", k=1)
+    assert local.hits[0].doc_id == "hengyang-2020-work-plan" and not local.abstained
+    assert elsewhere.abstained and elsewhere.confidence < local.confidence
+    # a national law answers wherever the asker lives
+    law = library.search("我在长沙，教师法规定老师有哪些权利", k=1)
+    assert law.hits[0].doc_id == "jiaoshifa" and not law.abstained
