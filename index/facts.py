@@ -5,7 +5,7 @@ Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the p
 "幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
 answering checks the expected answer type; this module does that for the types
 parents ask about that policy documents often do not contain: a price, a time, a date,
-a year, a count, a duration, an age, a score line, a named person, a procedure, a phone number or an
+a year, a count, a duration, an age, a score line, a rate, a named person, a procedure, a phone number or an
 address.
 """
 
@@ -79,8 +79,14 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "score_line",
-        re.compile(r"分数线|录取分|(?:多少|几)分|最低分|控制线|上线率|升学率|录取率"),
-        re.compile(r"\d{1,3}\s*分(?!之)|\d+(?:\.\d+)?\s*%"),
+        re.compile(r"分数线|录取分|(?:多少|几)分|最低分|控制线|满分"),
+        re.compile(r"\d{1,3}\s*分(?!之)"),
+    ),
+    FactType(
+        "rate",
+        # a share asked for (升学率多少, 占比是多少): answered by a percentage, not by a score
+        re.compile(r"上线率|升学率|录取率|(?:率|比例|占比|比重)[^，。？?！!]{0,6}(?:多少|几成)|百分之几"),
+        re.compile(r"\d+(?:\.\d+)?\s*%|\d+\s*成"),
     ),
     FactType(
         "person",

@@ -29,6 +29,9 @@ def _names(question: str) -> list[str]:
     ("how many hours of training a year", ["duration"]),
     ("how much does a kindergarten charge", ["price"]),
     ("报名要准备哪些材料", ["procedure"]),
+    ("学生近视率是多少", ["rate"]),
+    ("公办园占比要达到多少", ["rate"]),
+    ("中考体育满分多少分", ["score_line"]),
 ])
 def test_a_request_for_a_fact_is_recognised(question, expected):
     assert _names(question) == expected
@@ -78,3 +81,13 @@ def test_a_year_is_not_a_length_of_time():
     assert states_fact("服务期不少于6年", duration)
     assert states_fact("三十日内作出决定", duration)
     assert not states_fact("到2020年，完成公费定向培养计划", duration)
+
+
+def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
+    (score,) = expected_facts("中考体育满分多少分")
+    (rate,) = expected_facts("学生近视率是多少")
+    assert states_fact("体育考试满分为60分", score)
+    assert not states_fact("近视率控制在46.8%", score)
+    assert states_fact("近视率控制在46.8%", rate)
+    assert states_fact("比例达百分之五十", rate)
+    assert not states_fact("学生近视发生率（%）", rate)  # a table's column head states no value

@@ -86,10 +86,10 @@ def test_very_long_question_does_not_crash(searcher):
 def test_a_fact_asked_must_be_in_the_quoted_sentences_not_anywhere_in_the_item(searcher):
     from index.facts import expected_facts, states_fact
 
-    question = "衡阳市一中今年统招录取分数线是多少分"
+    question = "中职学校的就业率是多少"
     result = searcher.search(question, k=1)
-    (score_line,) = expected_facts(question)
+    (rate,) = expected_facts(question)
     hit = result.hits[0]
-    assert states_fact(hit.text, score_line)  # the item states some percentage …
-    assert not any(states_fact(s, score_line) for s in hit.sentences)  # … but not in what is quoted
+    assert states_fact(hit.text, rate)  # the item states some percentage …
+    assert not any(states_fact(s, rate) for s in hit.sentences)  # … but not in what is quoted
     assert result.abstained
