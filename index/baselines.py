@@ -30,8 +30,8 @@ class Baselines:
         self._bm25.index([t or [""] for t in tokens], show_progress=False)
 
     def outcome(self, name: str, question: str, k: int = 10, scope: str | None = None) -> Outcome:
-        """The top ``k`` items; each shows its two best sentences by the same ranker (as the
-        product quotes two), so span@3 compares like with like."""
+        """The top ``k`` items; each shows as many of its best sentences by the same ranker as the
+        product quotes at most, so span@3 compares like with like."""
         if name == "bm25":
             per_chunk = self._chunk_bm25(question)
             scores = self._bm25_scores(question)
@@ -48,7 +48,8 @@ class Baselines:
         c = self._items[item]
         lo, hi = self.searcher._item_chunk[item]
         chunks = self.searcher.stored.chunks
-        best = sorted(np.argsort(-per_chunk[lo + 1:hi], kind="stable")[:2]) if hi - lo > 1 else []
+        most = self.searcher.settings.max_sentences
+        best = sorted(np.argsort(-per_chunk[lo + 1:hi], kind="stable")[:most]) if hi - lo > 1 else []
         shown = "\n".join(chunks[lo + 1 + i].text for i in best) or c.text
         return RankedItem(doc_id=c.doc_id, number=c.item_number, locator=c.item_locator, text=c.text, shown=shown)
 

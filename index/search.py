@@ -60,7 +60,7 @@ class SearchSettings:
     dense_candidates: int = 200
     lexical_candidates: int = 200
     bigram_candidates: int = 100
-    max_sentences: int = 2
+    max_sentences: int = 3  # 2 quoted: span@3 0.790 held out, 3: 0.815, no other figure moved
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ class Searcher:
         return self._ref_of.get((doc.doc_id, locator), "")
 
     def _best_sentences(self, item: int, ranked: Ranked) -> tuple[str, ...]:
-        """The item's sentences to quote: the two nearest the question by the embedder.
+        """The item's sentences to quote: up to three nearest the question by the embedder.
 
         Chosen by cosine alone: on the labelled sets that put the gold span among the quoted
         sentences of the top three items for 0.838 of answerable questions, against 0.798 when
@@ -283,7 +283,7 @@ class Searcher:
             title = head.item_title.rstrip("。.")
             score[[c.text.rstrip("。.") == title for c in self.stored.chunks[lo + 1:hi]]] = -1.0
         best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
-        # keep a second sentence only when it is among the nearer half of the item's sentences
+        # keep further sentences only when they are among the nearer half of the item's sentences
         keep = [i for i in best if score[i] >= 0.5 * score[best[0]]] or [best[0]]
         return tuple(self.stored.chunks[lo + 1 + i].text for i in sorted(keep))
 
