@@ -84,9 +84,10 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "rate",
-        # a share asked for (升学率多少, 占比是多少): answered by a percentage, not by a score
+        # a share asked for (升学率多少, 占比是多少): answered by a percentage or a ratio (生师比
+        # 13:1), not by a score
         re.compile(r"上线率|升学率|录取率|(?:率|比例|占比|比重)[^，。？?！!]{0,6}(?:多少|几成)|百分之几"),
-        re.compile(r"\d+(?:\.\d+)?\s*%|\d+\s*成"),
+        re.compile(r"\d+(?:\.\d+)?\s*%|\d+\s*成|\d+\s*[:：比]\s*\d+"),
     ),
     FactType(
         "person",

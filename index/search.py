@@ -169,7 +169,7 @@ class Searcher:
         norm, tokens, expansion = self.tokenizer.question_terms(question)
         return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
                      vector=self._query_vector(norm), year=self._asked_year(question),
-                     unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(question))
+                     unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(norm))
 
     def _unseen(self, tokens: Sequence[str]) -> float:
         terms = set(tokens)

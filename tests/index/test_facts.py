@@ -90,4 +90,5 @@ def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
     assert not states_fact("近视率控制在46.8%", score)
     assert states_fact("近视率控制在46.8%", rate)
     assert states_fact("比例达百分之五十", rate)
+    assert states_fact("中小学生师比达到13:1", rate)
     assert not states_fact("学生近视发生率（%）", rate)  # a table's column head states no value

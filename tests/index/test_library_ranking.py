@@ -77,6 +77,7 @@ def test_another_city_lowers_confidence_in_the_citys_plan_not_in_a_law(library):
     local, elsewhere = library.search("衡阳今年幼儿园有啥目标", k=1), library.search("长沙今年幼儿园有啥目标", k=1)
     assert local.hits[0].doc_id == "hengyang-2020-work-plan" and not local.abstained
     assert elsewhere.abstained and elsewhere.confidence < local.confidence
+    assert library.search("長沙今年幼兒園有啥目標", k=1).abstained  # traditional script reads the same
     # a national law answers wherever the asker lives
     law = library.search("我在长沙，教师法规定老师有哪些权利", k=1)
     assert law.hits[0].doc_id == "jiaoshifa" and not law.abstained
