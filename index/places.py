@@ -17,7 +17,6 @@ from pathlib import Path
 PLACES_FILE = Path(__file__).with_name("resources") / "places.tsv"
 # suffixes that a short name drops, longest first (广西壮族自治区 → 广西, 长沙市 → 长沙)
 _SUFFIX = re.compile(r"(?:壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市|地区|盟)$")
-_LONGEST = 12
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,16 @@ def _names() -> dict[str, tuple[Place, ...]]:
     return {name: tuple(places) for name, places in names.items()}
 
 
+@functools.lru_cache(maxsize=1)
+def _longest() -> int:
+    return max(map(len, _names()))  # 双江拉祜族佤族布朗族傣族自治县: 15
+
+
 def places_in(text: str) -> tuple[Place, ...]:
     """The places ``text`` names, longest name first at each position (衡阳市 before 衡阳)."""
-    names, found, i = _names(), [], 0
+    names, longest, found, i = _names(), _longest(), [], 0
     while i < len(text):
-        for size in range(min(_LONGEST, len(text) - i), 1, -1):
+        for size in range(min(longest, len(text) - i), 1, -1):
             if (places := names.get(text[i:i + size])) is not None:
                 found.extend(places)
                 i += size

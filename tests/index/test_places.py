@@ -16,6 +16,7 @@ HENGYANG, SHAOXING = Place("430400000000", "衡阳市"), Place("330600000000", "
     ("我们一直在广东打工，今年回衡阳了", ["广东省", "衡阳市"]),
     ("孩子几岁上小学", []),
     ("世界和平", []),                                   # 和平区's short name is an everyday word
+    ("双江拉祜族佤族布朗族傣族自治县的学校", ["双江拉祜族佤族布朗族傣族自治县"]),  # the longest name
 ])
 def test_places_named_in_a_text(text, names):
     assert [p.name for p in places_in(text)] == names
