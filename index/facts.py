@@ -59,7 +59,8 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "count",
-        re.compile(r"(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
+        # 接收了几个孩子 tells of a few, it does not ask how many
+        re.compile(r"(?:多少|(?<!了)几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
                    r"|how many(?! (?:minutes|hours|days|weeks|months|years)\b)", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
     ),
@@ -67,8 +68,9 @@ FACT_TYPES: tuple[FactType, ...] = (
         "duration",
         re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁)"
                    r"|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
-        # a year (2020年) is not a length of time
-        re.compile(r"(?<![\d.])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+        # a year (2020年) is not a length of time; 每周 answers 多久…一次
+        re.compile(r"(?<![\d.])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"
+                   r"|每(?:天|日|周|星期|月|年|学期)"),
     ),
     FactType(
         "age",

@@ -41,6 +41,7 @@ def test_a_request_for_a_fact_is_recognised(question, expected):
     "幼儿园收费标准是怎么规定的", "公办小学收学费吗", "幼儿园多大面积", "谁负责义务教育", "师德考核结果用在哪",
     "孩子几年级开始学英语", "保教费一个月多少钱算正常？",
     "公办中小学的校长是谁来聘的？",                     # who appoints: an authority, not a name
+    "园里接收了几个残疾孩子，该怎么办？",               # 了几个: a few, not how many
 ])
 def test_questions_about_a_rule_ask_for_no_fact(question):
     assert _names(question) == []
@@ -81,6 +82,8 @@ def test_a_year_is_not_a_length_of_time():
     assert states_fact("服务期不少于6年", duration)
     assert states_fact("三十日内作出决定", duration)
     assert not states_fact("到2020年，完成公费定向培养计划", duration)
+    (how_often,) = expected_facts("多久要跟孩子联系一次")
+    assert states_fact("与未成年人至少每周联系和交流一次", how_often)
 
 
 def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
