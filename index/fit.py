@@ -33,6 +33,7 @@ from index.rank import (
     Linear,
     Ranker,
     abstain_inputs,
+    fact_first,
     rank_order,
 )
 
@@ -150,6 +151,8 @@ def _confidence(s: Sample, ranker: Ranker) -> float:
 def _score(s: Sample, ranker: Ranker) -> dict[str, float]:
     scores = ranker.scores(s.features)
     order = rank_order(scores, s.late)
+    if not s.fact_ok[order[0]]:  # declined by rule: the pointers lead with an item stating the fact
+        order = fact_first(order, lambda n: bool(s.fact_ok[order[n]]))
     abstained = _confidence(s, ranker) < ranker.threshold
     return score_outcome(s.question, Outcome(tuple(s.items[i] for i in order[:10]), abstained))
 

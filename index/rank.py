@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,20 @@ def rank_order(scores: np.ndarray, late: np.ndarray | None = None) -> np.ndarray
 
 
 _RANK_COLUMNS = np.array([FEATURES.index(name) for name in RANK_FEATURES])
+#: How far down a question declined for an unstated fact looks for an item that states it.
+FACT_POINTER_DEPTH = 10
+
+
+def fact_first(order: np.ndarray, states: Callable[[int], bool]) -> np.ndarray:
+    """``order`` with the first of its next rows whose item states the fact asked (``states(n)``
+    for row ``n``) moved to the front. The question stays declined — the ranker put that item
+    lower on topic — but its first pointer is one that gives what was asked (孩子几岁上小学:
+    the article stating 六周岁 rather than a nearer one stating no age). Measured held out:
+    Recall@1 +0.008, nothing else moved."""
+    for n in range(1, min(FACT_POINTER_DEPTH, len(order))):
+        if states(n):
+            return np.r_[order[n], np.delete(order, n)]
+    return order
 
 
 def abstain_inputs(features: np.ndarray, scores: np.ndarray) -> np.ndarray:

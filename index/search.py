@@ -38,7 +38,7 @@ from index.features import (
     other_year,
     range_indices,
 )
-from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, load_ranker, rank_order
+from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, fact_first, load_ranker, rank_order
 from index.refs import REF, library_refs
 from index.store import StoredIndex, load_index
 
@@ -112,8 +112,13 @@ class Searcher:
         if ranked is None:
             return SearchResult(question, (), 0.0, True)
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
-        if not (self.knows_words(ranked.query) and self.states_expected_facts(question, int(ranked.items[0]), ranked)):
+        stated = self.states_expected_facts(question, int(ranked.items[0]), ranked)
+        if not (self.knows_words(ranked.query) and stated):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
+        if not stated:
+            o = fact_first(np.arange(len(ranked.items)),
+                           lambda n: self.states_expected_facts(question, int(ranked.items[n]), ranked))
+            ranked = Ranked(ranked.query, ranked.items[o], ranked.features[o], ranked.scores[o])
         # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
         sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
         hits = tuple(self._hit(ranked, n, float(sure[n])) for n in range(min(k, len(ranked.items))))

@@ -81,3 +81,15 @@ def test_another_city_lowers_confidence_in_the_citys_plan_not_in_a_law(library):
     # a national law answers wherever the asker lives
     law = library.search("我在长沙，教师法规定老师有哪些权利", k=1)
     assert law.hits[0].doc_id == "jiaoshifa" and not law.abstained
+
+
+
+@pytest.mark.parametrize("question", ["教师工资一个月多少钱", "老师一年有几天假", "幼儿园学费多少钱", "教师几岁退休"])
+def test_a_question_declined_for_an_unstated_fact_points_first_to_an_item_stating_it(library, question):
+    from index.facts import expected_facts, states_fact
+
+    result = library.search(question, k=10)
+    facts = expected_facts(question)
+    assert facts and result.abstained
+    stating = [all(any(states_fact(s, f) for s in h.sentences) for f in facts) for h in result.hits]
+    assert stating[0] or not any(stating)  # when a pointer states what was asked, the first one does
