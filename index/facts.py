@@ -5,8 +5,8 @@ Topic similarity alone cannot tell "幼儿园有什么目标" (answered by the p
 "幼儿园学费多少钱" (not in the plan, though on the same topic). Classic question
 answering checks the expected answer type; this module does that for the types
 parents ask about that policy documents often do not contain: a price, a time, a date,
-a year, a count, a duration, an age, a score line, a rate, a named person, a procedure, a phone number or an
-address.
+a year, a count, a duration, a frequency, an age, a score line, a rate, a named person, a
+procedure, a phone number or an address.
 """
 
 from __future__ import annotations
@@ -66,11 +66,18 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "duration",
-        re.compile(r"多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁)"
-                   r"|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
-        # a year (2020年) is not a length of time; 每周 answers 多久…一次
-        re.compile(r"(?<![\d.])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"
-                   r"|每(?:天|日|周|星期|月|年|学期)"),
+        # …一次 after it asks how often (a frequency, below), not how long
+        re.compile(r"(?:多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
+                   r"(?![^，。？?！!]{0,10}一次)|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
+        # a year (2020年) or a day of a month (9月10日) is not a length of time
+        re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+    ),
+    FactType(
+        "frequency",
+        # 多久联系一次: answered by 每周 or 每3个月一次
+        re.compile(r"(?:多久|多长时间|(?:几|多少)个?(?:天|周|星期|个月|年|学期))[^，。？?！!]{0,10}一次"
+                   r"|how often", re.I),
+        re.compile(r"每(?:\d+\s*个?)?(?:天|日|周|星期|月|年|学期)|\d+\s*(?:天|周|个月|年)一次"),
     ),
     FactType(
         "age",

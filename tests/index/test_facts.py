@@ -82,8 +82,12 @@ def test_a_year_is_not_a_length_of_time():
     assert states_fact("服务期不少于6年", duration)
     assert states_fact("三十日内作出决定", duration)
     assert not states_fact("到2020年，完成公费定向培养计划", duration)
-    (how_often,) = expected_facts("多久要跟孩子联系一次")
+    assert not states_fact("每年九月十日为教师节。", duration)  # a date
+    (how_often,) = expected_facts("多久要跟孩子联系一次")  # a frequency, not a duration
+    assert how_often.name == "frequency"
     assert states_fact("与未成年人至少每周联系和交流一次", how_often)
+    assert states_fact("每3个月检查一次", how_often)
+    assert not states_fact("与未成年人经常联系", how_often)
 
 
 def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
