@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from index.evaluate import EvalQuestion, Outcome, RankedItem, aggregate, matches, score_outcome
+from index.facts import expected_facts
 from index.features import FEATURES, RANK_FEATURES, other_year
 from index.rank import (
     ABSTAIN_INPUTS,
@@ -70,8 +71,8 @@ def collect(searcher, questions: Sequence[EvalQuestion], *, progress: Callable[[
             items = tuple(searcher.ranked_item(int(i), ranked) for i in ranked.items)
             labels = np.array([any(matches(it, g) for g in q.gold) for it in items], dtype=np.int64)
             known = searcher.knows_words(ranked.query)
-            fact_ok = np.array([known and searcher.states_expected_facts(q.question, int(i), ranked)
-                                for i in ranked.items])
+            facts = expected_facts(q.question)
+            fact_ok = np.array([known and searcher.states_facts(facts, int(i), ranked) for i in ranked.items])
             late = other_year(searcher.library, ranked.query.year, ranked.items)
             samples.append(Sample(q, q.doc or f"unanswerable:{q.source}", ranked.features, labels, items,
                                   fact_ok, late))

@@ -26,7 +26,7 @@ import numpy as np
 from index.domain import Chunk, Document, Hit, WorkItem
 from index.embed import DEFAULT_EMBEDDER
 from index.evaluate import RankedItem
-from index.facts import expected_facts, states_fact
+from index.facts import FactType, expected_facts, states_fact
 from index.features import (
     FEATURES,
     Library,
@@ -112,12 +112,13 @@ class Searcher:
         if ranked is None:
             return SearchResult(question, (), 0.0, True)
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
-        stated = self.states_expected_facts(question, int(ranked.items[0]), ranked)
+        facts = expected_facts(question)
+        stated = self.states_facts(facts, int(ranked.items[0]), ranked)
         if not (self.knows_words(ranked.query) and stated):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
         if not stated:
             o = fact_first(np.arange(len(ranked.items)),
-                           lambda n: self.states_expected_facts(question, int(ranked.items[n]), ranked))
+                           lambda n: self.states_facts(facts, int(ranked.items[n]), ranked))
             ranked = Ranked(ranked.query, ranked.items[o], ranked.features[o], ranked.scores[o])
         # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
         sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
@@ -210,11 +211,11 @@ class Searcher:
         vocab = self.stored.bm25.vocab_dict
         return query.unseen < 0.999 or any(t in vocab for t in query.expansion)
 
-    def states_expected_facts(self, question: str, item: int, ranked: Ranked) -> bool:
-        """False when the question asks for a fact (a price, a date …) that the sentences quoted
-        from ``item`` do not give. The quoted ones, not the whole item: a long plan item or table
-        holds some figure of nearly every kind, and the user sees only what is quoted."""
-        facts = expected_facts(question)
+    def states_facts(self, facts: Sequence[FactType], item: int, ranked: Ranked) -> bool:
+        """False when the sentences quoted from ``item`` do not give every fact asked (``facts``:
+        :func:`index.facts.expected_facts` of the question). The quoted ones, not the whole item: a
+        long plan item or table holds some figure of nearly every kind, and the user sees only what
+        is quoted."""
         if not facts:
             return True
         shown = self._best_sentences(item, ranked)
