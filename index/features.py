@@ -37,7 +37,6 @@ RANK_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in ("cos_ite
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+(?:\.\d+)?%?")
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?(?:%|[\u4e00-\u9fff])?")
 _LAW_TITLE = re.compile(r"(?:法|条例|规定|办法|细则|章程|规程|守则)$")
-_PLACE = re.compile(r"^(?:中华人民共和国)?([\u4e00-\u9fff]{2,6}?)(?:省|市|县|区|自治州)")
 _NATIONAL = "中华人民共和国"
 
 
@@ -75,9 +74,8 @@ def doc_aliases(doc: Document) -> tuple[str, ...]:
     names = {title}
     if title.startswith(_NATIONAL) and len(title) > len(_NATIONAL) + 1:
         names.add(title[len(_NATIONAL):])
-    if (m := _PLACE.match(title)) and not title.startswith(_NATIONAL):
-        place = m.group(1)
-        names |= {place, m.group(0)}
+    for place in _title_place(title):
+        names |= {place.name, place.short}
     return tuple(sorted((n for n in names if len(n) >= 2), key=len, reverse=True))
 
 

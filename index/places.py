@@ -41,6 +41,12 @@ class Place:
     def related(self, other: Place) -> bool:
         return self.within(other) or other.within(self)
 
+    @property
+    def short(self) -> str:
+        """The name a question may use: 长沙 for 长沙市, 广西 for 广西壮族自治区; a county's full name."""
+        short = _SUFFIX.sub("", self.name)
+        return short if self.level < 3 and len(short) >= 2 else self.name
+
 
 @functools.lru_cache(maxsize=1)
 def _names() -> dict[str, tuple[Place, ...]]:
@@ -52,9 +58,8 @@ def _names() -> dict[str, tuple[Place, ...]]:
         code, name = line.split("\t")
         place = Place(code, name)
         names.setdefault(name, []).append(place)
-        short = _SUFFIX.sub("", name)
-        if place.level < 3 and short != name and len(short) >= 2:
-            names.setdefault(short, []).append(place)
+        if place.short != name:
+            names.setdefault(place.short, []).append(place)
     return {name: tuple(places) for name, places in names.items()}
 
 
