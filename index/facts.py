@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from index.numerals import normalize_numerals
+from index.sentences import split_sentences
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class FactType:
 # Each type fires only on a real request for the fact: 收费标准 or 学费 alone asks about the rule
 # (a law's fee article answers it), 学费多少钱 asks for a figure. ``present`` reads text whose
 # Chinese numerals are already digits (see :func:`states_fact`).
+# How long (多久, 几个月 …), shared by the duration and the frequency types; …一次 within the clause
+# makes it a frequency (多久联系一次).
+_HOW_LONG = r"(?:多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
+_ONCE = r"[^，。？?！!]{0,10}一次"
+
 FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "price",
@@ -67,16 +73,14 @@ FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "duration",
         # …一次 after it asks how often (a frequency, below), not how long
-        re.compile(r"(?:多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
-                   r"(?![^，。？?！!]{0,10}一次)|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
+        re.compile(rf"{_HOW_LONG}(?!{_ONCE})|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
         # a year (2020年) or a day of a month (9月10日) is not a length of time
         re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
     ),
     FactType(
         "frequency",
         # 多久联系一次: answered by 每周 or 每3个月一次
-        re.compile(r"(?:多久|多长时间|(?:几|多少)个?(?:天|周|星期|个月|年|学期))[^，。？?！!]{0,10}一次"
-                   r"|how often", re.I),
+        re.compile(rf"{_HOW_LONG}{_ONCE}|how often", re.I),
         re.compile(r"每(?:\d+\s*个?)?(?:天|日|周|星期|月|年|学期)|\d+\s*(?:天|周|个月|年)一次"),
     ),
     FactType(
@@ -128,14 +132,13 @@ FACT_TYPES: tuple[FactType, ...] = (
 
 # A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the fact.
 _YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常)[？?！!。\s]*$")
-# Sentences of a message: each asks on its own ("保教费最多收多少钱？我们这边收1800正常吗" asks for a
-# price, then whether 1800 is normal; the second does not make the first a yes/no question).
-_SENTENCE = re.compile(r"[^？?！!。]+[？?！!。]*")
 
 
 def expected_facts(question: str) -> tuple[FactType, ...]:
-    """The answer types ``question`` asks for (usually none), sentence by sentence."""
-    asking = [s for s in _SENTENCE.findall(question) if not _YES_NO.search(s)]
+    """The answer types ``question`` asks for (usually none), sentence by sentence: each asks on its
+    own ("保教费最多收多少钱？我们这边收1800正常吗" asks for a price, then whether 1800 is normal; the
+    second does not make the first a yes/no question)."""
+    asking = [s.text for s in split_sentences(question) if not _YES_NO.search(s.text)]
     return tuple(fact for fact in FACT_TYPES if any(fact.asked.search(s) for s in asking))
 
 
