@@ -113,7 +113,10 @@ def add_paths(data_dir: Path, paths: Sequence[Path], *, title: str | None = None
 def list_documents(data_dir: Path) -> list[DocumentRecord]:
     """Documents in the library, newest year first."""
     root = library_root(data_dir)
-    records = [_read_record(p) for p in sorted(root.glob("*/record.json"))] if root.is_dir() else []
+    # pathlib's * matches dot-names too: skip .staging-* folders another thread or host is still
+    # writing (their record.json may be empty yet) and .archive
+    folders = sorted(p.parent for p in root.glob("*/record.json") if not p.parent.name.startswith("."))
+    records = [_read_record(f / "record.json") for f in folders] if root.is_dir() else []
     return sorted(records, key=lambda r: (-(r.year or 0), r.doc_id))
 
 

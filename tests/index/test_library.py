@@ -45,6 +45,14 @@ def test_add_list_remove(tmp_path):
     assert list((library_root(tmp_path) / ".archive").glob("*/original.txt"))
 
 
+def test_a_document_still_being_written_aside_is_not_listed(tmp_path):
+    record = add_document(tmp_path, SEED)
+    staging = library_root(tmp_path) / ".staging-other-1"  # another host's install, half written
+    staging.mkdir()
+    (staging / "record.json").write_text("", encoding="utf-8")
+    assert [r.doc_id for r in list_documents(tmp_path)] == [record.doc_id]
+
+
 def test_upload_under_a_temporary_name_uses_the_uploaded_name(tmp_path):
     temp = tmp_path / "werkzeug-tmp-123"
     temp.write_bytes(SEED_DOCX.read_bytes())
