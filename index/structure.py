@@ -45,13 +45,15 @@ _TOC_HEADING = re.compile(r"目\s*录")
 _MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
 _NEXT_LINE = re.compile(r"\s*([^\n]{1,60})(?:\n|$)")
 _TITLE_CUT = 24
+_TOC_MAX_LINES = 400  # a contents block longer than this is not one
+_TOC_ENTRY_MAX = 60  # a contents entry is a heading, not a paragraph
 
 
 # -- public API -------------------------------------------------------------------------------
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 2  # 2: titles from the document kind, never a letterhead or its history
+PARSER_VERSION = 3  # 3: a law's bare contents skipped, one-sentence sub-sections kept, no title from the preamble
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
@@ -113,7 +115,35 @@ def _lines(text: str) -> list[_Line]:
         toc = bool(_TOC_LEADER.search(body) or _TOC_HEADING.fullmatch(body))
         lines.append(_Line(pos + prefix, pos + prefix + len(body), body, toc, raw[:prefix].count("#")))
         pos += len(raw) + 1
-    return lines
+    return _mark_toc_blocks(lines)
+
+
+def _mark_toc_blocks(lines: list[_Line]) -> list[_Line]:
+    """Mark the entries under a 目录 heading as contents, leaders or not.
+
+    A law's contents list its chapters bare (第一章　总则 …) and the body then repeats them; the
+    block runs from the heading to the line that repeats its first entry, and only headings
+    (short lines, no sentence) may stand in it. With no repeat, nothing is marked.
+    """
+    out = list(lines)
+    for at, line in enumerate(lines):
+        if not _TOC_HEADING.fullmatch(line.body):
+            continue
+        entries = [i for i in range(at + 1, min(len(lines), at + _TOC_MAX_LINES)) if lines[i].body]
+        first = _toc_key(lines[entries[0]].body) if entries else ""
+        for n, i in enumerate(entries):
+            body = lines[i].body
+            if n and _toc_key(body) == first:
+                for j in entries[:n]:
+                    out[j] = replace(out[j], toc=True)
+                break
+            if len(body) > _TOC_ENTRY_MAX or any(t in body for t in "。；;"):
+                break
+    return out
+
+
+def _toc_key(body: str) -> str:
+    return re.sub(r"[\s\u3000]+", "", _TOC_LEADER.sub("", body))
 
 
 def _markers(lines: list[_Line]) -> list[_Marker]:
@@ -219,7 +249,7 @@ class _Builder:
         self.drafts: list[tuple[int, WorkItem, tuple[str, str, str]]] = []  # section index, item, path
         self.subsection = self.sub_label = ""
 
-    def add(self, m: _Marker, end: int) -> None:
+    def add(self, m: _Marker, end: int, *, leaf: bool = False) -> None:
         if m.kind in ("section", "appendix") or not self.heads:
             self._open_section(m if m.kind in ("section", "appendix") else None)
         if m.kind == "sub":
@@ -231,8 +261,13 @@ class _Builder:
         elif not m.label.startswith("第"):
             # a plan's section or sub-section text before its first item becomes an item of its
             # own so it stays searchable; a law's text lives in its articles only
+            # A leaf whose heading is itself content (a notice's "（一）招生对象为…年满6周岁的儿童。")
+            # is an item too, or its text would be lost.
             title, title_end = self._title(m)
-            if end > title_end:
+            heading = self.text[m.rest:title_end]
+            if end > title_end or (leaf and ("。" in heading or len(title) > _TITLE_CUT)):
+                if end <= title_end:
+                    title = _item_title(heading, law=False)
                 self._add(_work_item(self.text, m, end, title, self.subsection), "")
 
     def sections(self) -> tuple[Section, ...]:
@@ -262,7 +297,8 @@ def _assemble(text: str, lines: list[_Line], markers: list[_Marker]) -> tuple[Se
     builder = _Builder(text, lines)
     for i, m in enumerate(markers):
         stop = markers[i + 1].line if i + 1 < len(markers) else len(lines)
-        builder.add(m, _block_end(lines, m.line, stop))
+        leaf = i + 1 == len(markers) or markers[i + 1].kind != "item"
+        builder.add(m, _block_end(lines, m.line, stop), leaf=leaf)
     return builder.sections()
 
 

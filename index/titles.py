@@ -48,6 +48,10 @@ def document_title(head: Sequence[HeadLine]) -> str:
         return (m.group(1) if m else heading).strip()
     lines = _title_lines(head[:12])
     for text in lines:
+        # 《…》 in a heading line only: a sentence of the preamble (为贯彻《义务教育法》，…) quotes
+        # another document, it does not name this one
+        if len(text) > 80 or any(mark in text for mark in "，,") or text.endswith(tuple(TERMINALS)):
+            continue
         for m in _BOOK_TITLE.finditer(text):
             if _DOC_KIND.search(m.group(1)):
                 return m.group(1).strip()

@@ -181,6 +181,41 @@ def test_markdown_law_with_sections_and_cross_references() -> None:
     assert doc.items[1].text == "依照本法\n第一条规定的，适用本法。\n\n（一）第一种情形；"
 
 
+def test_a_laws_bare_contents_are_skipped() -> None:
+    # a local regulation lists its chapters under 目录 without leaders; the body repeats them
+    text = ("某某市学前教育条例\n目　　录\n第一章　总　　则\n第二章　规划与建设\n第三章　附　　则\n"
+            "第一章　总　　则\n第一条　为了规范学前教育，制定本条例。\n第二条　本条例适用于本市。\n"
+            "第二章　规划与建设\n第三条　新建居住区应当配套建设幼儿园。\n"
+            "第三章　附　　则\n第四条　本条例自2020年3月1日起施行。\n")
+    doc = parse_document(text, doc_id="t")
+    assert [(s.number, [i.number for i in s.items]) for s in doc.sections] == [
+        ("一", [1, 2]), ("二", [3]), ("三", [4])]
+    assert doc.items[1].text == "本条例适用于本市。"  # the next chapter's heading is not its text
+
+
+def test_contents_without_a_repeat_are_not_skipped() -> None:
+    text = "某某方案\n目录\n一、总体要求\n坚持公平。\n二、任务\n1.新建学校。\n"
+    doc = parse_document(text, doc_id="t")
+    assert [s.heading for s in doc.sections] == ["一、总体要求", "二、任务"]
+
+
+def test_a_sub_section_that_is_one_sentence_is_an_item() -> None:
+    # a notice's （一）（二） under 二、 are its content: nothing of them may be lost
+    text = ("关于做好2021年义务教育\n招生入学工作的通知\n各区县教育局：\n"
+            "为贯彻《中华人民共和国义务教育法》，通知如下。\n"
+            "一、基本原则\n坚持免试就近入学。\n二、招生对象\n（一）小学招收年满6周岁的适龄儿童。\n"
+            "（二）初中招收小学毕业生。\n（三）指导思想\n三、时间安排\n1.报名时间为7月10日。\n")
+    doc = parse_document(text, doc_id="t")
+    assert doc.title == "关于做好2021年义务教育招生入学工作的通知"
+    assert [(i.locator, i.text) for i in doc.items] == [
+        ("一", "基本原则\n坚持免试就近入学。"),
+        ("二/（一）", "小学招收年满6周岁的适龄儿童。"),
+        ("二/（二）", "初中招收小学毕业生。"),
+        ("三/1", "报名时间为7月10日。"),
+    ]  # a bare heading with nothing under it (（三）指导思想) is no item
+    assert doc.items[1].title == "小学招收年满6周岁的适龄儿童"
+
+
 def test_items_without_sections_get_one_unnamed_section() -> None:
     doc = parse_document("通知\n1.做好甲。\n2.做好乙。", doc_id="t")
     assert len(doc.sections) == 1 and doc.sections[0].heading == ""

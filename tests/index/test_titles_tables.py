@@ -15,6 +15,9 @@ PLAN_BODY = "一、总体要求\n1.坚持公平。\n2.坚持就近。\n"
     # a bare place in 《》 is no title; the plan the notice prints is
     ("《绍兴市》\n关于印发《某某区2022年教育工作要点》的通知\n", "某某区2022年教育工作要点"),
     ("# 中华人民共和国义务教育法\n\n2018年12月29日 修正\n", "中华人民共和国义务教育法"),
+    # a preamble sentence quotes a law: the notice's own heading is still the title
+    ("某某市教育局关于规范\n校外培训的通知\n各学校：\n为贯彻《中华人民共和国未成年人保护法》，现通知如下：\n",
+     "某某市教育局关于规范校外培训的通知"),
 ])
 def test_title_is_the_documents_own(head, title):
     assert parse_document(head + PLAN_BODY, doc_id="d").title == title
