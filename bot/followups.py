@@ -55,8 +55,22 @@ class Plan:
     mode: str = "new"
 
 
+# A greeting before the question ("你好，…", "老师您好！…") says nothing of its subject, yet it moves
+# the question's embedding: it is left out of what is searched.
+_GREETING = re.compile(r"^\s*(?:(?:老师|校长)?(?:你好|您好)|你们好|大家好|哈喽|嗨|在吗|打扰(?:一下|了)|早上好|下午好|"
+                       r"晚上好|hi|hello|hey)(?:老师|呀|啊)?[\s,，!！~～。.、]+", re.I)
+
+
+def without_greeting(text: str) -> str:
+    """``text`` without the greetings it opens with (a greeting alone stays as it is)."""
+    while (m := _GREETING.match(text)) and text[m.end():].strip():
+        text = text[m.end():]
+    return text
+
+
 def plan_for(text: str, session: Session | None) -> Plan | None:
     """How to search for ``text`` given the user's session; None when there is nothing to search."""
+    text = without_greeting(text)
     if session and session.topic and is_followup(text):
         if content(text):  # "那高中呢": a new subject on the old topic, asked as the topic's question
             return Plan(_join(session.topic, text), text.strip(), "refine")

@@ -3,7 +3,7 @@
 import pytest
 
 from bot import followups
-from bot.followups import Plan, content, plan_for
+from bot.followups import Plan, content, plan_for, without_greeting
 from bot.quotes import sentences
 from bot.sessions import Session
 from index.search import SearchResult
@@ -75,3 +75,18 @@ def test_drop_shown_leaves_the_rest_or_abstains():
     assert rest.hits == (second,) and rest.confidence == 0.6 and not rest.abstained
     none_left = followups.drop_shown(result, (first.address.key, second.address.key))
     assert none_left.hits == () and none_left.abstained
+
+
+@pytest.mark.parametrize(("text", "searched"), [
+    ("你好，今年幼儿园有啥目标？", "今年幼儿园有啥目标？"),
+    ("老师您好！打扰一下，孩子几岁上小学", "孩子几岁上小学"),
+    ("Hi, what age do children start school?", "what age do children start school?"),
+    ("你好", "你好"),  # a greeting alone is smalltalk, answered before any search
+    ("你好好学习的规定有吗", "你好好学习的规定有吗"),  # no greeting: 你好 runs on into the question
+])
+def test_a_greeting_is_not_searched(text, searched):
+    assert without_greeting(text) == searched
+
+
+def test_plan_for_a_greeted_question_searches_the_question():
+    assert plan_for("您好，幼儿园收费标准？", None) == Plan("幼儿园收费标准？")
