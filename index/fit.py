@@ -46,6 +46,11 @@ _DENSE, _LEXICAL = FEATURES.index("dense_rr"), FEATURES.index("lex_rr")
 _RANK_COLUMNS = np.array([FEATURES.index(name) for name in RANK_FEATURES])
 # A wrongly declined answerable question costs this many correctly declined unanswerable ones.
 FALSE_DECLINE_COST = 3.0
+# The sign each ranking feature may take: evidence for an item only ever raises it, a sign
+# that the question is about another document only lowers it; length and unseen words are
+# free. Unconstrained, correlated columns (an item's cosine and its best sentence's) took
+# opposite signs that fitted the training pairs and ranked new questions by their difference.
+SIGNS = {"other_doc_named": -1, "elsewhere": -1, "log_length": 0, "unseen": 0}
 
 
 @dataclass(frozen=True)
@@ -179,8 +184,26 @@ def _fit_rank(samples: Sequence[Sample]) -> Linear:
         return Linear(RANK_FEATURES, mean, scale, np.zeros(len(RANK_FEATURES), dtype=np.float32), 0.0)
     x = np.vstack(diffs)
     # both orders of every pair: the problem is symmetric, so no intercept is needed
-    weights = _logistic_fit(np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))], intercept=False)
-    return Linear(RANK_FEATURES, mean, scale, weights[0], 0.0)
+    weights = _signed_pairwise_fit(x, [SIGNS.get(name, 1) for name in RANK_FEATURES])
+    return Linear(RANK_FEATURES, mean, scale, weights, 0.0)
+
+
+def _signed_pairwise_fit(x: np.ndarray, signs: Sequence[int]) -> np.ndarray:
+    """Logistic loss on pair differences (every pair prefers its first item), each weight kept
+    to its sign (1: ≥ 0, -1: ≤ 0, 0: free). The objective is scikit-learn's LogisticRegression(C)
+    without intercept fitted on both orders of every pair, which has no bounds."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:  # both orders: twice one order's loss
+        margin = x @ w
+        grad = -2 * (x.T @ expit(-margin)) + w / C
+        return float(-2 * log_expit(margin).sum() + w @ w / (2 * C)), grad
+
+    bounds = [(0, None) if sign > 0 else (None, 0) if sign < 0 else (None, None) for sign in signs]
+    result = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": 5000, "gtol": 1e-8})
+    return result.x.astype(np.float32)
 
 
 def _hard_negatives(s: Sample) -> np.ndarray:

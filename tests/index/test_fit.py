@@ -4,14 +4,15 @@ the threshold trades declines for wrong declines, and both gold formats are scor
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from index.errors import CorpusError
 from index.evaluate import EvalQuestion, Gold, Outcome, RankedItem, evaluate, matches, read_questions
-from index.features import FEATURES
-from index.fit import Sample, choose_threshold, cross_validate, fit
+from index.features import FEATURES, RANK_FEATURES
+from index.fit import C, Sample, _signed_pairwise_fit, choose_threshold, cross_validate, fit
 from index.rank import Ranker, load_ranker
 
 
@@ -41,6 +42,31 @@ def test_fit_is_deterministic_and_learns_the_signal(samples):
     assert first.to_json() == second.to_json()
     weights = dict(zip(first.rank.names, first.rank.weights.tolist(), strict=True))
     assert weights["cos_item_z"] > 0.5 and weights["coverage"] > 0.2
+
+
+def test_evidence_weights_keep_their_sign(samples):
+    # bm25_item made to look like a sign of a wrong answer: unconstrained it would weigh
+    # against the item; as evidence it is held at zero, and a penalty column never turns positive
+    tilted = []
+    for s in samples:
+        feats = s.features.copy()
+        feats[:, FEATURES.index("bm25_item")] = -3.0 * s.labels + feats[:, FEATURES.index("bm25_item")] * 0.1
+        feats[:, FEATURES.index("elsewhere")] = 3.0 * s.labels
+        tilted.append(replace(s, features=feats))
+    weights = dict(zip(RANK_FEATURES, fit(tilted).rank.weights.tolist(), strict=True))
+    assert weights["bm25_item"] == 0.0 and weights["elsewhere"] == 0.0
+    assert weights["cos_item_z"] > 0.5
+
+
+def test_the_signed_fit_is_scikit_learns_where_no_sign_binds():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.5, 1, size=(400, 4))  # pairs that prefer their first item on every column
+    ours = _signed_pairwise_fit(x, [1, 1, 1, 0])
+    theirs = LogisticRegression(C=C, fit_intercept=False, max_iter=5000).fit(
+        np.vstack([x, -x]), np.r_[np.ones(400), np.zeros(400)]).coef_[0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
 def test_cross_validation_reports_in_sample_and_held_out_documents(samples):
