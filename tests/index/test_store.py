@@ -61,7 +61,7 @@ def test_rebuild_reuses_cached_embeddings(tmp_path):
     first = max(total for stage, _, total in calls if stage == "embed")
     calls.clear()
     second_version = build_index([plan], tmp_path, progress=lambda *a: calls.append(a))
-    assert first == 3 + 6  # three item chunks, six sentences
+    assert first == 6  # six sentences; an item's vector is the mean of its sentences'
     assert max(total for stage, _, total in calls if stage == "embed") == 0
     assert current_version(tmp_path) == second_version
     assert len(list_versions(tmp_path)) == 2
