@@ -38,6 +38,7 @@ _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+(?:\.\d+)?%?")
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?(?:%|[\u4e00-\u9fff])?")
 _LAW_TITLE = re.compile(r"(?:法|条例|规定|办法|细则|章程|规程|守则)$")
 _NATIONAL = "中华人民共和国"
+_PLACE_PREFIX = 8  # characters of higher-level places before a local title's own place
 
 
 def bigrams(norm: str) -> list[str]:
@@ -69,13 +70,18 @@ class Query:
 
 def doc_aliases(doc: Document) -> tuple[str, ...]:
     """Names by which a question can point at ``doc``: its title, the title without 中华人民共和国,
-    and the place a local document is about (衡阳市 → 衡阳市, 衡阳)."""
+    the place a local document is about (衡阳市 → 衡阳市, 衡阳), and a local regulation's title
+    without its place (衡阳市学前教育条例 → 学前教育条例), as people cite it at home."""
     title = re.sub(r"[《》“”\"\s]", "", doc.title)
     names = {title}
     if title.startswith(_NATIONAL) and len(title) > len(_NATIONAL) + 1:
         names.add(title[len(_NATIONAL):])
     for place in _title_place(title):
         names |= {place.name, place.short}
+        at = title.find(place.name)  # after the places the title opens with (浙江省绍兴市…)
+        rest = title[at + len(place.name):] if 0 <= at <= _PLACE_PREFIX else ""
+        if is_law(doc) and len(rest) >= 4:
+            names.add(rest)
     return tuple(sorted((n for n in names if len(n) >= 2), key=len, reverse=True))
 
 
