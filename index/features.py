@@ -21,6 +21,7 @@ import numpy as np
 
 from index.domain import Chunk, Document
 from index.places import Place, elsewhere, places_in
+from index.titles import document_kind
 
 FEATURES: tuple[str, ...] = (
     "cos_item", "cos_sent", "cos_item_z", "cos_sent_z", "dense_rr",
@@ -63,9 +64,10 @@ class Query:
     tokens: tuple[str, ...]  # jieba terms of the question itself
     expansion: tuple[str, ...]  # terms that synonyms, pinyin and typos add, never mixed into ``tokens``
     vector: np.ndarray
-    year: int | None       # a year the question asks about (2020年, 今年 …), if any
+    year: int | None       # a year the question names (2020年), if any
     unseen: float = 0.0    # IDF-weighted share of the question's terms that no document contains
     elsewhere: bool = False  # it names places, none of them one a local document is about
+    years_on: int | None = None  # 今年 0, 去年 -1, 明年 1: from the newest yearly document of each kind
 
 
 def doc_aliases(doc: Document) -> tuple[str, ...]:
@@ -115,6 +117,7 @@ class Library:
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
+        self.doc_kind = np.array([document_kind(d.title) for d in documents], dtype=object)
         # the places local documents are about (衡阳市教育局… → 衡阳市); a national law has none
         places = [_title_place(d.title) for d in documents]
         self.covered: tuple[Place, ...] = tuple(p for found in places for p in found)
@@ -200,14 +203,21 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
     return np.column_stack([np.asarray(cols[name], dtype=np.float32) for name in FEATURES])
 
 
-def other_year(lib: Library, year: int | None, items: np.ndarray) -> np.ndarray:
+def other_year(lib: Library, query: Query, items: np.ndarray) -> np.ndarray:
     """Per item: True when it belongs to a yearly document (plan, notice) of another year than the
-    one asked, while a yearly document of the asked year exists. Laws never count: they stay in
-    force whatever their year. (A rule, not a feature: no labelled set holds two yearly plans.)"""
-    if year is None or not np.any(lib.doc_dated & (lib.doc_year == year)):
-        return np.zeros(len(items), dtype=bool)
-    docs = lib.item_doc[items]
-    return lib.doc_dated[docs] & (lib.doc_year[docs] != year)
+    one asked, while a yearly document of the same kind (要点, 通知 …) and the asked year exists.
+    今年 is the newest year of each kind: a 2021 notice does not make the 2020 plan last year's.
+    Laws never count: they stay in force whatever their year. (A rule, not a feature: no labelled
+    set holds two yearly plans.)"""
+    late = np.zeros(len(lib.doc_year), dtype=bool)
+    if query.year is None and query.years_on is None:
+        return late[lib.item_doc[items]]
+    for kind in set(lib.doc_kind[lib.doc_dated].tolist()):
+        same = lib.doc_dated & (lib.doc_kind == kind)
+        year = query.year if query.year is not None else int(lib.doc_year[same].max()) + (query.years_on or 0)
+        if np.any(same & (lib.doc_year == year)):
+            late |= same & (lib.doc_year != year)
+    return late[lib.item_doc[items]]
 
 
 def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default: np.ndarray) -> np.ndarray:

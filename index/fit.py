@@ -78,7 +78,7 @@ def collect(searcher, questions: Sequence[EvalQuestion], *, progress: Callable[[
             known = searcher.knows_words(ranked.query)
             facts = expected_facts(q.question)
             fact_ok = np.array([known and searcher.states_facts(facts, int(i), ranked) for i in ranked.items])
-            late = other_year(searcher.library, ranked.query.year, ranked.items)
+            late = other_year(searcher.library, ranked.query, ranked.items)
             samples.append(Sample(q, q.doc or f"unanswerable:{q.source}", ranked.features, labels, items,
                                   fact_ok, late))
         if progress:

@@ -34,7 +34,6 @@ from index.features import (
     bigrams,
     features,
     idf_function,
-    is_dated,
     other_year,
     range_indices,
 )
@@ -91,10 +90,6 @@ class Searcher:
         self._item_of_ref = library_refs(stored.documents)
         self._ref_of = {(doc.doc_id, item.locator): ref for ref, (doc, item) in self._item_of_ref.items()}
         self._idf = idf_function(stored.bm25, len(stored.chunks))
-        # 今年/去年 are relative to the newest yearly document (a plan or notice whose title names
-        # its year), not to the calendar: a bot answering from the 2020 plan treats 2020 as this year.
-        dated = [d.year for d in self.documents if is_dated(d)]
-        self._this_year = max(dated) if dated else None
         # a plain view of the (memory-mapped) vectors: indexing a np.memmap costs ~1 ms a question
         # in its subclass machinery, the view reads the same pages
         self._vectors = np.asarray(stored.vectors)
@@ -136,7 +131,7 @@ class Searcher:
             return None
         scores = self.ranker.scores(feats)
         # a question about 2020 is answered from the 2020 plan, not the 2021 one: other years go last
-        order = rank_order(scores, other_year(self.library, query.year, items))
+        order = rank_order(scores, other_year(self.library, query, items))
         return Ranked(query, items[order], feats[order], scores[order])
 
     def candidates(self, query: Query, lexical: np.ndarray, *, scope: str | None = None
@@ -174,7 +169,7 @@ class Searcher:
     def _query(self, question: str) -> Query:
         norm, tokens, expansion = self.tokenizer.question_terms(question)
         return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
-                     vector=self._query_vector(norm), year=self._asked_year(question),
+                     vector=self._query_vector(norm), year=_named_year(question), years_on=_years_on(question),
                      unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(norm))
 
     def _unseen(self, tokens: Sequence[str]) -> float:
@@ -220,14 +215,6 @@ class Searcher:
             return True
         shown = self._best_sentences(item, ranked)
         return all(any(states_fact(t, fact) for t in shown) for fact in facts)
-
-    def _asked_year(self, question: str) -> int | None:
-        if match := _YEAR.search(question):
-            return int(match.group(1))
-        for pattern, offset in _RELATIVE_YEARS:
-            if self._this_year is not None and pattern.search(question):
-                return self._this_year + offset
-        return None
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -383,6 +370,18 @@ _RELATIVE_YEARS = (
 )
 _ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+
+
+def _named_year(question: str) -> int | None:
+    match = _YEAR.search(question)
+    return int(match.group(1)) if match else None
+
+
+def _years_on(question: str) -> int | None:
+    """今年 0, 去年 -1, 明年 1 (None: no year relative to now). Relative to the newest yearly document
+    of each kind, not to the calendar: a bot answering from the 2020 plan treats 2020 as this year
+    (:func:`index.features.other_year`)."""
+    return next((offset for pattern, offset in _RELATIVE_YEARS if pattern.search(question)), None)
 
 
 def _has_content(text: str) -> bool:

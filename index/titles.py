@@ -75,6 +75,13 @@ def _title_lines(head: Sequence[HeadLine]) -> list[str]:
     return out
 
 
+def document_kind(title: str) -> str:
+    """What a document calls itself at the end of its title (要点, 通知, 条例 …; "" for none): the
+    kind that 今年 / 去年 choose a year within."""
+    m = _DOC_KIND.search(re.sub(r"[《》\s]", "", title))
+    return re.sub(r"[（(].*$", "", m.group(0)) if m else ""
+
+
 def document_year(title: str, head: Sequence[HeadLine]) -> int | None:
     """The year in the title, else the latest dated line of the header (a law's last amendment)."""
     if m := _ANY_YEAR.search(title):

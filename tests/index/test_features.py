@@ -5,6 +5,7 @@ import pytest
 
 from index.domain import Document
 from index.features import TermIndex, _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
+from index.titles import document_kind
 
 
 def _doc(title: str) -> Document:
@@ -60,8 +61,15 @@ def _dated_library(*titles_years):
     lib = Library.__new__(Library)  # only the per-document tables other_year reads
     lib.doc_dated = np.array([is_dated(d) for d in docs])
     lib.doc_year = np.array([d.year or 0 for d in docs])
+    lib.doc_kind = np.array([document_kind(d.title) for d in docs], dtype=object)
     lib.item_doc = np.arange(len(docs))
     return lib
+
+
+def _asked(year=None, years_on=None):
+    from index.features import Query
+
+    return Query(text="", tokens=(), expansion=(), vector=np.zeros(1), year=year, years_on=years_on)
 
 
 def test_a_year_asked_puts_other_years_plans_last_but_never_a_law():
@@ -70,10 +78,23 @@ def test_a_year_asked_puts_other_years_plans_last_but_never_a_law():
     lib = _dated_library(("某市2020年工作要点", 2020), ("某市2021年工作要点", 2021), ("中华人民共和国教师法", 2009),
                          ("某市十四五发展规划", 2021))
     items = np.arange(4)
-    assert other_year(lib, 2020, items).tolist() == [False, True, False, False]
-    assert other_year(lib, 2021, items).tolist() == [True, False, False, False]
-    assert not other_year(lib, 2019, items).any()  # no plan of 2019: nothing to prefer
-    assert not other_year(lib, None, items).any()
+    assert other_year(lib, _asked(2020), items).tolist() == [False, True, False, False]
+    assert other_year(lib, _asked(2021), items).tolist() == [True, False, False, False]
+    assert other_year(lib, _asked(years_on=0), items).tolist() == [True, False, False, False]  # 今年
+    assert other_year(lib, _asked(years_on=-1), items).tolist() == [False, True, False, False]  # 去年
+    assert not other_year(lib, _asked(2019), items).any()  # no plan of 2019: nothing to prefer
+    assert not other_year(lib, _asked(), items).any()
+
+
+def test_this_year_is_chosen_within_each_kind_of_document():
+    from index.features import other_year
+
+    # a 2021 enrolment notice beside the 2020 plan: the plan is still this year's plan
+    lib = _dated_library(("某市2020年工作要点", 2020), ("关于做好2021年招生入学工作的通知", 2021),
+                         ("关于做好2020年招生入学工作的通知", 2020))
+    items = np.arange(3)
+    assert other_year(lib, _asked(years_on=0), items).tolist() == [False, False, True]
+    assert other_year(lib, _asked(2020), items).tolist() == [False, True, False]
 
 
 def test_term_index_finds_substrings_as_in_does_and_never_across_two_texts():
