@@ -42,6 +42,10 @@ _APPENDIX = re.compile(r"附件\s*(\d{1,2}|[一二三四五六七八九十]{1,3}
 _TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<!－)－{4,}+|(?<!_)_{6,}+)"
                          r"\s*+\d{1,4}(?!\d)")
 _TOC_HEADING = re.compile(r"目\s*录")
+# The lines that close an official notice: its sender, its date, 抄送 / 印发 lines, 此件公开发布.
+_SIGNATURE = re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[（(]此件[^）)]{1,20}[）)]|"
+                        r"(?:抄送|抄报|主送)[:：].{0,200}|.{2,40}(?:\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日)?印发|"
+                        r"[^，。；、:：\d]{2,30}(?:教育局|教育厅|教育委员会|人民政府|办公室|办公厅|委员会|教育部|学校)")
 _MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
 _NEXT_LINE = re.compile(r"\s*([^\n]{1,60})(?:\n|$)")
 _TITLE_CUT = 24
@@ -53,7 +57,7 @@ _TOC_ENTRY_MAX = 60  # a contents entry is a heading, not a paragraph
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 3  # 3: a law's bare contents skipped, one-sentence sub-sections kept, no title from the preamble
+PARSER_VERSION = 4  # 4: a notice's closing block (sender, date, 抄送) is no part of its last item
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
@@ -295,11 +299,24 @@ class _Builder:
 
 def _assemble(text: str, lines: list[_Line], markers: list[_Marker]) -> tuple[Section, ...]:
     builder = _Builder(text, lines)
+    end = _signature_start(lines, after=markers[-1].line if markers else 0)
     for i, m in enumerate(markers):
-        stop = markers[i + 1].line if i + 1 < len(markers) else len(lines)
+        stop = markers[i + 1].line if i + 1 < len(markers) else end
         leaf = i + 1 == len(markers) or markers[i + 1].kind != "item"
         builder.add(m, _block_end(lines, m.line, stop), leaf=leaf)
     return builder.sections()
+
+
+def _signature_start(lines: list[_Line], *, after: int) -> int:
+    """Where a notice's closing block begins (the sender, the date, 抄送 …, after the last item):
+    it signs the document and is no part of its last item."""
+    start = len(lines)
+    for at in range(len(lines) - 1, after, -1):
+        body = lines[at].body
+        if body and not _SIGNATURE.fullmatch(body):
+            break
+        start = at
+    return start
 
 
 def _work_item(text: str, m: _Marker, end: int, title: str, subsection: str) -> WorkItem:

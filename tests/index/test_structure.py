@@ -216,6 +216,14 @@ def test_a_sub_section_that_is_one_sentence_is_an_item() -> None:
     assert doc.items[1].title == "小学招收年满6周岁的适龄儿童"
 
 
+def test_a_notices_closing_block_is_no_part_of_its_last_item() -> None:
+    text = ("关于做好暑期安全工作的通知\n各学校：\n一、加强教育\n放假前开展一次专题教育。\n二、值班安排\n"
+            "假期实行24小时值班。\n\n某某市教育局\n2021年6月30日\n（此件公开发布）\n"
+            "抄送：市政府办公室\n某某市教育局办公室 2021年6月30日印发\n")
+    doc = parse_document(text, doc_id="t")
+    assert doc.items[-1].text == "值班安排\n假期实行24小时值班。"
+
+
 def test_items_without_sections_get_one_unnamed_section() -> None:
     doc = parse_document("通知\n1.做好甲。\n2.做好乙。", doc_id="t")
     assert len(doc.sections) == 1 and doc.sections[0].heading == ""
