@@ -115,8 +115,8 @@ def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progre
 def embed_texts(texts: Sequence[str], model, cache_dir: Path) -> np.ndarray:
     """Passage vectors of ``texts`` through the same cache as the builds (for the plain
     embedder baseline, which embeds whole items)."""
-    found = _embedded_cached({_key(t): t for t in texts}, model, cache_dir, lambda *_: None)
-    return np.stack([found[_key(t)] for t in texts]) if texts else np.zeros((0, model.dim), np.float32)
+    found = _embedded_cached({embedding_key(t): t for t in texts}, model, cache_dir, lambda *_: None)
+    return np.stack([found[embedding_key(t)] for t in texts]) if texts else np.zeros((0, model.dim), np.float32)
 
 
 def _embedded_cached(wanted: dict[str, str], model, cache_dir: Path, report: Progress) -> dict[str, np.ndarray]:
@@ -139,7 +139,7 @@ def _vector_groups(chunks: Sequence[Chunk]) -> list[list[tuple[str, str]]]:
     """For each chunk, the (key, text) pairs whose vectors it averages: a sentence its own text,
     an item the sentences that follow it (:func:`index.chunks.make_chunks` puts them there), or
     its own text when it has none."""
-    groups = [[(_key(c.text), c.text)] for c in chunks]
+    groups = [[(embedding_key(c.text), c.text)] for c in chunks]
     for at, chunk in enumerate(chunks):
         if chunk.kind != "item":
             continue
@@ -149,8 +149,9 @@ def _vector_groups(chunks: Sequence[Chunk]) -> list[list[tuple[str, str]]]:
     return groups
 
 
-def _key(text: str) -> str:
-    # "s1:": vectors of the text alone (earlier builds embedded a sentence behind its item's title)
+def embedding_key(text: str) -> str:
+    """The embedding cache's key for ``text`` ("s1:": the text alone; earlier builds embedded a
+    sentence behind its item's title, under other keys)."""
     return "s1:" + content_hash(text)
 
 

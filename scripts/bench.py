@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.build import build_from_documents, build_index  # noqa: E402
+from index.build import build_from_documents, build_index, embedding_key  # noqa: E402
 from index.chunks import make_chunks  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
 from index.embed_cache import EmbeddingCache  # noqa: E402
@@ -250,8 +250,9 @@ def _sentence_pool() -> tuple[list[str], list[str]]:
 
 
 def _seed_cache(cache_dir: Path, chunks: list, model) -> None:
-    """Put a vector for every chunk hash into the cache: a real embedding of a few hundred
-    sentences, each reused with noise, so FAISS sees a realistic, non-degenerate spread."""
+    """Put a vector for every sentence into the cache (the build embeds sentences, an item is
+    their mean): a real embedding of a few hundred sentences, each reused with noise, so FAISS
+    sees a realistic, non-degenerate spread."""
     rng = np.random.default_rng(0)
     base_texts = sorted({c.text for c in chunks if c.kind == "sentence"})[:300]
     base = model.embed_passages(base_texts)
@@ -259,8 +260,10 @@ def _seed_cache(cache_dir: Path, chunks: list, model) -> None:
     with EmbeddingCache(cache_dir / "embeddings.sqlite3", model.name, model.dim) as cache:
         batch = []
         for c in chunks:
+            if c.kind != "sentence":
+                continue
             vec = base[rng.integers(len(base))] + rng.normal(0, 0.02, model.dim).astype(np.float32)
-            batch.append((c.hash, (vec / np.linalg.norm(vec)).astype(np.float32)))
+            batch.append((embedding_key(c.text), (vec / np.linalg.norm(vec)).astype(np.float32)))
             if len(batch) >= 5000:
                 cache.put_many(batch)
                 batch = []
