@@ -35,6 +35,7 @@ FEATURES: tuple[str, ...] = (
 # embedder; the raw cosines stay for the abstention model (:data:`index.rank.ABSTAIN_INPUTS`).
 RANK_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in ("cos_item", "cos_sent"))
 
+_NONE = np.zeros(0, dtype=np.int64)
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+(?:\.\d+)?%?")
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?(?:%|[\u4e00-\u9fff])?")
 _LAW_TITLE = re.compile(r"(?:法|条例|规定|办法|细则|章程|规程|守则)$")
@@ -264,7 +265,9 @@ def _coverage(tokens: Sequence[str], terms_index: TermIndex, items: np.ndarray, 
     total = float(weights.sum())
     if not terms or total <= 0:
         return np.zeros(len(items), dtype=np.float32)
-    present = np.column_stack([np.isin(items, terms_index.containing(t)) for t in terms]).astype(np.float32)
+    present = np.zeros((len(items), len(terms)), dtype=np.float32)
+    for column, term in enumerate(terms):
+        present[:, column] = terms_index.has(term)[items]
     return present @ weights / total
 
 
@@ -278,7 +281,8 @@ def _gram_coverage(grams: Sequence[str], lib: Library, items: np.ndarray) -> np.
 class TermIndex:
     """Which texts contain a term as a substring (as ``term in text`` says), remembered for the
     most recent terms: people reuse the same words, and a scan per candidate per question was
-    a fifth of a search."""
+    a fifth of a search. A new term is looked for only in the texts holding all its characters
+    (postings per character), which left a third of a new question's search to this scan."""
 
     SIZE = 4096
 
@@ -286,6 +290,11 @@ class TermIndex:
         self._texts = tuple(texts)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        postings: dict[str, list[int]] = {}
+        for n, text in enumerate(self._texts):
+            for char in set(text):
+                postings.setdefault(char, []).append(n)
+        self._postings = {char: np.array(found, dtype=np.int64) for char, found in postings.items()}
 
     def containing(self, term: str) -> np.ndarray:
         """Sorted indices of the texts that contain ``term``."""
@@ -301,10 +310,22 @@ class TermIndex:
                 self._cache.popitem(last=False)
         return found
 
+    def has(self, term: str) -> np.ndarray:
+        """Per text: whether it contains ``term``."""
+        mask = np.zeros(len(self._texts), dtype=bool)
+        mask[self.containing(term)] = True
+        return mask
+
     def _scan(self, term: str) -> np.ndarray:
-        # a plain loop of ``in`` beat str.find over the joined texts and np.strings.find (0.2 ms
-        # against 1-4 ms a term over 469 items)
-        return np.array([n for n, text in enumerate(self._texts) if term in text], dtype=np.int64)
+        lists = sorted((self._postings.get(char, _NONE) for char in set(term)), key=len)
+        if not lists:  # the empty term is in every text
+            return np.arange(len(self._texts), dtype=np.int64)
+        maybe = lists[0]
+        for more in lists[1:]:
+            if not len(maybe):
+                break
+            maybe = maybe[np.isin(maybe, more, assume_unique=True)]
+        return np.array([n for n in maybe.tolist() if term in self._texts[n]], dtype=np.int64)
 
 
 def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:
