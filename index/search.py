@@ -93,6 +93,7 @@ class Searcher:
         # a plain view of the (memory-mapped) vectors: indexing a np.memmap costs ~1 ms a question
         # in its subclass machinery, the view reads the same pages
         self._vectors = np.asarray(stored.vectors)
+        self._exact = stored.manifest.get("faiss") == "flat"
         self._query_vectors = _LRU(query_cache)
 
     @property
@@ -140,16 +141,19 @@ class Searcher:
         s = self.settings
         expansion = self._bm25(query.expansion)
         bigram = self.library.bigram_scores(bigrams(query.text))
-        pools = [self._dense_candidates(query.vector), _top(lexical, s.lexical_candidates),
-                 _top(expansion, s.lexical_candidates // 4)]
+        # below the HNSW size FAISS compares every vector anyway: one product gives both the dense
+        # candidates and every chunk's cosine
+        every = self._vectors @ query.vector if self._exact else None
+        dense = _best(every, s.dense_candidates) if every is not None else self._dense_candidates(query.vector)
+        pools = [dense, _top(lexical, s.lexical_candidates), _top(expansion, s.lexical_candidates // 4)]
         items = np.unique(np.concatenate([self._chunk_item[np.concatenate(pools)],
                                           _top(bigram, s.bigram_candidates)]))
         if scope is not None:
             items = items[self.library.item_doc[items] == self.library.doc_index.get(scope, -1)]
         if len(items) == 0:
             return items, np.zeros((0, len(FEATURES)), dtype=np.float32)
-        feats = features(self.library, query, items, sims=self._chunk_sims(query.vector, items), lexical=lexical,
-                         bigram=bigram, idf=self._idf)
+        sims = every if every is not None else self._chunk_sims(query.vector, items)
+        feats = features(self.library, query, items, sims=sims, lexical=lexical, bigram=bigram, idf=self._idf)
         return items, feats
 
     def find_item(self, locator: str, *, doc_id: str | None = None) -> tuple[Document, WorkItem] | None:
@@ -386,6 +390,12 @@ def _years_on(question: str) -> int | None:
 
 def _has_content(text: str) -> bool:
     return bool(_CONTENT.search(text))
+
+
+def _best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest scores, whatever their sign (as FAISS returns them)."""
+    n = min(n, len(scores))
+    return np.argpartition(-scores, n - 1)[:n] if n > 0 else np.array([], dtype=np.int64)
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.conftest import SEED
@@ -96,3 +97,27 @@ def test_a_fact_asked_must_be_in_the_quoted_sentences_not_anywhere_in_the_item(s
     assert result.abstained
     # … so it is declined, and the first pointer is an item whose quoted sentences do state a rate
     assert any(states_fact(s, rate) for s in result.hits[0].sentences)
+
+
+def test_an_hnsw_index_ranks_as_the_exact_one(searcher, tmp_path, monkeypatch, embedding_cache):
+    # below HNSW_THRESHOLD one product with every vector replaces FAISS; above it FAISS's HNSW
+    # graph finds the dense candidates: on a small index both must find the same ones and rank alike
+    from index import build
+    from index.search import Searcher, SearchSettings, open_searcher
+    from tests.conftest import CORPUS
+
+    monkeypatch.setattr(build, "HNSW_THRESHOLD", 1)
+    build.build_index([CORPUS], tmp_path, cache_dir=embedding_cache)
+    loaded = open_searcher(tmp_path)
+    few = SearchSettings(dense_candidates=15)
+    hnsw = Searcher(loaded.stored, embedder=loaded.embedder, tokenizer=loaded.tokenizer, settings=few)
+    exact = Searcher(searcher.stored, embedder=searcher.embedder, tokenizer=searcher.tokenizer, settings=few)
+    assert hnsw.stored.manifest["faiss"] == "hnsw" and exact.stored.manifest["faiss"] == "flat"
+    for question in ("今年幼儿园有啥目标？", "师德考核结果用在哪", "孩子几岁上小学", "火星上有学校吗"):
+        vector = exact.query_vector(question)
+        best = np.argsort(-(np.asarray(exact.stored.vectors) @ vector), kind="stable")[:15]
+        found = set(hnsw._dense_candidates(vector).tolist())
+        assert len(found & set(best.tolist())) >= 13, question  # HNSW is approximate, not blind
+        a, b = exact.rank(question), hnsw.rank(question)
+        assert a.items[:3].tolist() == b.items[:3].tolist(), question
+        np.testing.assert_allclose(a.features[:3], b.features[:3], atol=1e-5)
