@@ -204,6 +204,27 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
     return np.column_stack([np.asarray(cols[name], dtype=np.float32) for name in FEATURES])
 
 
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_RELATIVE_YEARS = (
+    (re.compile(r"今年|本年度|this year", re.I), 0),
+    (re.compile(r"去年|上一年|last year", re.I), -1),
+    (re.compile(r"明年|next year", re.I), 1),
+)
+
+
+def named_year(question: str) -> int | None:
+    """The year a question names (2020年), if any."""
+    match = _YEAR.search(question)
+    return int(match.group(1)) if match else None
+
+
+def years_on(question: str) -> int | None:
+    """今年 0, 去年 -1, 明年 1 (None: no year relative to now). Relative to the newest yearly document
+    of each kind, not to the calendar: a bot answering from the 2020 plan treats 2020 as this year
+    (:func:`other_year`)."""
+    return next((offset for pattern, offset in _RELATIVE_YEARS if pattern.search(question)), None)
+
+
 def other_year(lib: Library, query: Query, items: np.ndarray) -> np.ndarray:
     """Per item: True when it belongs to a yearly document (plan, notice) of another year than the
     one asked, while a yearly document of the same kind (要点, 通知 …) and the asked year exists.

@@ -34,8 +34,10 @@ from index.features import (
     bigrams,
     features,
     idf_function,
+    named_year,
     other_year,
     range_indices,
+    years_on,
 )
 from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, fact_first, load_ranker, rank_order
 from index.refs import REF, library_refs
@@ -173,7 +175,7 @@ class Searcher:
     def _query(self, question: str) -> Query:
         norm, tokens, expansion = self.tokenizer.question_terms(question)
         return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
-                     vector=self._query_vector(norm), year=_named_year(question), years_on=_years_on(question),
+                     vector=self._query_vector(norm), year=named_year(question), years_on=years_on(question),
                      unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(norm))
 
     def _unseen(self, tokens: Sequence[str]) -> float:
@@ -366,26 +368,8 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
-_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
-_RELATIVE_YEARS = (
-    (re.compile(r"今年|本年度|this year", re.I), 0),
-    (re.compile(r"去年|上一年|last year", re.I), -1),
-    (re.compile(r"明年|next year", re.I), 1),
-)
 _ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
-
-
-def _named_year(question: str) -> int | None:
-    match = _YEAR.search(question)
-    return int(match.group(1)) if match else None
-
-
-def _years_on(question: str) -> int | None:
-    """今年 0, 去年 -1, 明年 1 (None: no year relative to now). Relative to the newest yearly document
-    of each kind, not to the calendar: a bot answering from the 2020 plan treats 2020 as this year
-    (:func:`index.features.other_year`)."""
-    return next((offset for pattern, offset in _RELATIVE_YEARS if pattern.search(question)), None)
 
 
 def _has_content(text: str) -> bool:
