@@ -46,11 +46,13 @@ _DENSE, _LEXICAL = FEATURES.index("dense_rr"), FEATURES.index("lex_rr")
 _RANK_COLUMNS = np.array([FEATURES.index(name) for name in RANK_FEATURES])
 # A wrongly declined answerable question costs this many correctly declined unanswerable ones.
 FALSE_DECLINE_COST = 3.0
-# The sign each ranking feature may take: evidence for an item only ever raises it, a sign
-# that the question is about another document only lowers it; length and unseen words are
-# free. Unconstrained, correlated columns (an item's cosine and its best sentence's) took
-# opposite signs that fitted the training pairs and ranked new questions by their difference.
-SIGNS = {"other_doc_named": -1, "elsewhere": -1, "log_length": 0, "unseen": 0}
+# The sign each weight may take (1: ≥ 0, the default; -1: ≤ 0; 0: free). Evidence for an item
+# only ever raises its score and the library's confidence; a sign that the question is about
+# another document or place, or uses words no document has, only lowers them. Unconstrained,
+# correlated columns (an item's cosine and its best sentence's; the top score and its margin)
+# took opposite signs that fitted the training questions and ranked new ones by a difference.
+RANK_SIGNS = {"other_doc_named": -1, "elsewhere": -1, "log_length": 0, "unseen": 0}
+ABSTAIN_SIGNS = {"elsewhere": -1, "unseen": -1}
 
 
 @dataclass(frozen=True)
@@ -184,26 +186,9 @@ def _fit_rank(samples: Sequence[Sample]) -> Linear:
         return Linear(RANK_FEATURES, mean, scale, np.zeros(len(RANK_FEATURES), dtype=np.float32), 0.0)
     x = np.vstack(diffs)
     # both orders of every pair: the problem is symmetric, so no intercept is needed
-    weights = _signed_pairwise_fit(x, [SIGNS.get(name, 1) for name in RANK_FEATURES])
+    weights, _ = _signed_logistic(np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))],
+                                  [RANK_SIGNS.get(name, 1) for name in RANK_FEATURES], intercept=False)
     return Linear(RANK_FEATURES, mean, scale, weights, 0.0)
-
-
-def _signed_pairwise_fit(x: np.ndarray, signs: Sequence[int]) -> np.ndarray:
-    """Logistic loss on pair differences (every pair prefers its first item), each weight kept
-    to its sign (1: ≥ 0, -1: ≤ 0, 0: free). The objective is scikit-learn's LogisticRegression(C)
-    without intercept fitted on both orders of every pair, which has no bounds."""
-    from scipy.optimize import minimize
-    from scipy.special import expit, log_expit
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:  # both orders: twice one order's loss
-        margin = x @ w
-        grad = -2 * (x.T @ expit(-margin)) + w / C
-        return float(-2 * log_expit(margin).sum() + w @ w / (2 * C)), grad
-
-    bounds = [(0, None) if sign > 0 else (None, 0) if sign < 0 else (None, None) for sign in signs]
-    result = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds,
-                      options={"maxiter": 5000, "gtol": 1e-8})
-    return result.x.astype(np.float32)
 
 
 def _hard_negatives(s: Sample) -> np.ndarray:
@@ -220,25 +205,36 @@ def _fit_abstain(samples: Sequence[Sample], rank: Linear) -> Linear:
         order = rank_order(scores, s.late)
         rows.append(abstain_inputs(s.features[order], scores[order]))
         labels.append(int(s.question.answerable))
-    return _logistic(np.vstack(rows), np.array(labels), ABSTAIN_INPUTS, balanced=False)
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, balanced: bool) -> Linear:
+    x, y = np.vstack(rows), np.array(labels)
     mean, scale = _standard(x)
     if len(set(y.tolist())) < 2:  # nothing to learn: a constant model
-        return Linear(tuple(names), mean, scale, np.zeros(x.shape[1], dtype=np.float32), 0.0)
-    weights, bias = _logistic_fit((x - mean) / scale, y, balanced=balanced)
-    return Linear(tuple(names), mean, scale, weights, bias)
+        return Linear(ABSTAIN_INPUTS, mean, scale, np.zeros(x.shape[1], dtype=np.float32), 0.0)
+    weights, bias = _signed_logistic((x - mean) / scale, y, [ABSTAIN_SIGNS.get(n, 1) for n in ABSTAIN_INPUTS])
+    return Linear(ABSTAIN_INPUTS, mean, scale, weights, bias)
 
 
-def _logistic_fit(z: np.ndarray, y: np.ndarray, *, balanced: bool = False, intercept: bool = True
-                  ) -> tuple[np.ndarray, float]:
-    from sklearn.linear_model import LogisticRegression
+def _signed_logistic(z: np.ndarray, y: np.ndarray, signs: Sequence[int], *, intercept: bool = True
+                     ) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression with each weight kept to its sign (1: ≥ 0, -1: ≤ 0, 0:
+    free): scikit-learn's LogisticRegression(C) objective (the intercept not penalised), which
+    has no bounds, minimised by bounded L-BFGS."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
 
-    model = LogisticRegression(C=C, class_weight="balanced" if balanced else None, fit_intercept=intercept,
-                               max_iter=5000)
-    model.fit(z, y)
-    return model.coef_[0].astype(np.float32), float(model.intercept_[0]) if intercept else 0.0
+    sign = 2 * np.asarray(y, dtype=np.float64) - 1
+
+    def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = wb[:-1], wb[-1]
+        margin = sign * (z @ w + b)
+        slope = -sign * expit(-margin)
+        grad_b = float(slope.sum()) if intercept else 0.0
+        return float(-log_expit(margin).sum() + w @ w / (2 * C)), np.r_[z.T @ slope + w / C, grad_b]
+
+    bounds = [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in signs]
+    result = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B",
+                      bounds=[*bounds, (None, None) if intercept else (0, 0)],
+                      options={"maxiter": 5000, "gtol": 1e-8})
+    return result.x[:-1].astype(np.float32), float(result.x[-1])
 
 
 def _standard(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

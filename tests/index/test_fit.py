@@ -12,7 +12,7 @@ import pytest
 from index.errors import CorpusError
 from index.evaluate import EvalQuestion, Gold, Outcome, RankedItem, evaluate, matches, read_questions
 from index.features import FEATURES, RANK_FEATURES
-from index.fit import C, Sample, _signed_pairwise_fit, choose_threshold, cross_validate, fit
+from index.fit import C, Sample, _signed_logistic, choose_threshold, cross_validate, fit
 from index.rank import Ranker, load_ranker
 
 
@@ -58,15 +58,27 @@ def test_evidence_weights_keep_their_sign(samples):
     assert weights["cos_item_z"] > 0.5
 
 
-def test_the_signed_fit_is_scikit_learns_where_no_sign_binds():
+@pytest.mark.parametrize("intercept", [True, False])
+def test_the_signed_fit_is_scikit_learns_where_no_sign_binds(intercept):
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(3)
-    x = rng.normal(0.5, 1, size=(400, 4))  # pairs that prefer their first item on every column
-    ours = _signed_pairwise_fit(x, [1, 1, 1, 0])
-    theirs = LogisticRegression(C=C, fit_intercept=False, max_iter=5000).fit(
-        np.vstack([x, -x]), np.r_[np.ones(400), np.zeros(400)]).coef_[0]
-    np.testing.assert_allclose(ours, theirs, atol=1e-3)
+    x = rng.normal(0.5, 1, size=(400, 4))
+    y = (x @ [1.0, 0.5, 0.8, -0.3] + rng.normal(0, 1, 400) > 0.4).astype(int)
+    ours, bias = _signed_logistic(x, y, [1, 1, 1, 0], intercept=intercept)
+    theirs = LogisticRegression(C=C, fit_intercept=intercept, max_iter=5000).fit(x, y)
+    np.testing.assert_allclose(ours, theirs.coef_[0], atol=1e-3)
+    assert bias == pytest.approx(float(theirs.intercept_[0]) if intercept else 0.0, abs=1e-3)
+
+
+def test_the_confidence_never_rises_with_words_no_document_has(samples):
+    tilted = []
+    for s in samples:  # unseen words made to look like a sign of an answerable question
+        feats = s.features.copy()
+        feats[:, FEATURES.index("unseen")] = float(s.question.answerable)
+        tilted.append(replace(s, features=feats))
+    weights = dict(zip(fit(tilted).abstain.names, fit(tilted).abstain.weights.tolist(), strict=True))
+    assert weights["unseen"] == 0.0
 
 
 def test_cross_validation_reports_in_sample_and_held_out_documents(samples):
