@@ -26,6 +26,7 @@ from bot.followups import (  # noqa: F401  (the text readers stay importable fro
     FOLLOWUP_MAX_CHARS,
     FOLLOWUP_MAX_WORDS,
     FOLLOWUP_POOL,
+    GREETINGS,
     Plan,
     asks_for_details,
     content,
@@ -252,7 +253,7 @@ def _help(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     return compose.render("help", compose.Draft(limit=limit, lang=language(question.text)))
 
 
-@command(r"(?:(?P<hello>你好|您好|你们好|哈喽|嗨|在吗|在不在|有人吗|hi|hello|hey|早上好|下午好|晚上好)"
+@command(rf"(?:(?P<hello>{GREETINGS})"
          r"|(?P<thanks>谢谢(?:你|您|啦|了)?|多谢|感谢|好的|好|嗯|ok|okay|thanks|thank you|thx|再见|拜拜|bye))"
          r"[\s!！~～。.,，?？]*")
 def _smalltalk(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:

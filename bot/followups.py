@@ -55,10 +55,12 @@ class Plan:
     mode: str = "new"
 
 
+#: Greetings, as a whole message (the dialog answers them in one line) or before a question.
+GREETINGS = r"你好|您好|你们好|大家好|哈喽|嗨|在吗|在不在|有人吗|hi|hello|hey|早上好|下午好|晚上好"
 # A greeting before the question ("你好，…", "老师您好！…") says nothing of its subject, yet it moves
 # the question's embedding: it is left out of what is searched.
-_GREETING = re.compile(r"^\s*(?:(?:老师|校长)?(?:你好|您好)|你们好|大家好|哈喽|嗨|在吗|打扰(?:一下|了)|早上好|下午好|"
-                       r"晚上好|hi|hello|hey)(?:老师|呀|啊)?[\s,，!！~～。.、]+", re.I)
+_GREETING = re.compile(rf"^\s*(?:(?:老师|校长)?(?:{GREETINGS})|打扰(?:一下|了))(?:老师|呀|啊)?[\s,，!！~～。.、]+",
+                       re.I)
 
 
 def without_greeting(text: str) -> str:
