@@ -231,9 +231,9 @@ def other_year(lib: Library, query: Query, items: np.ndarray) -> np.ndarray:
     今年 is the newest year of each kind: a 2021 notice does not make the 2020 plan last year's.
     Laws never count: they stay in force whatever their year. (A rule, not a feature: no labelled
     set holds two yearly plans.)"""
-    late = np.zeros(len(lib.doc_year), dtype=bool)
     if query.year is None and query.years_on is None:
-        return late[lib.item_doc[items]]
+        return np.zeros(len(items), dtype=bool)
+    late = np.zeros(len(lib.doc_year), dtype=bool)
     for kind in set(lib.doc_kind[lib.doc_dated].tolist()):
         same = lib.doc_dated & (lib.doc_kind == kind)
         year = query.year if query.year is not None else int(lib.doc_year[same].max()) + (query.years_on or 0)
