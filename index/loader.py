@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from docx.table import Table, _Row
     from docx.text.paragraph import Paragraph
 
+    from index.docx_numbers import ListNumbers
+
 SUPPORTED_FORMATS = ("txt", "md", "docx", "pdf")
 #: Limits on what a .docx may unpack to, checked before anything is inflated.
 MAX_DOCX_XML_BYTES = 64 * 2**20
@@ -199,10 +201,13 @@ def _load_docx(path: Path, data: bytes) -> str:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    from index.docx_numbers import ListNumbers
+
     _check_inflated_sizes(path, data)
     try:
         document = docx.Document(io.BytesIO(data))
-        blocks = [_docx_block(block) for block in document.iter_inner_content()]
+        numbers = ListNumbers.of(document)
+        blocks = [_docx_block(block, numbers) for block in document.iter_inner_content()]
     except (zipfile.BadZipFile, zlib.error, PackageNotFoundError, KeyError, ValueError, SyntaxError,
             NotImplementedError, OSError, EOFError) as exc:
         # lxml's XMLSyntaxError is a SyntaxError subclass
@@ -234,10 +239,11 @@ def _check_inflated_sizes(path: Path, data: bytes) -> None:
                           "a damaged file or a zip bomb; save it again from Word")
 
 
-def _docx_block(block: Paragraph | Table) -> str:
+def _docx_block(block: Paragraph | Table, numbers: ListNumbers) -> str:
     from docx.table import Table
 
-    return "\n".join(_table_lines(block)) if isinstance(block, Table) else block.text
+    # Word's automatic list numbers (一、 1.) are not in a paragraph's text; the parser needs them
+    return "\n".join(_table_lines(block)) if isinstance(block, Table) else numbers.label(block) + block.text
 
 
 def _table_lines(table: Table) -> list[str]:
