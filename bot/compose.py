@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from bot.domain import UNLIMITED, Answer, Citation, Limit
+from bot.domain import UNLIMITED, Answer, Citation, Limit, numbered
 from bot.phrases import PHRASES, ZH, Phrases
 from bot.quotes import (  # noqa: F401
     MIN_QUOTE_CHARS,
@@ -277,8 +277,8 @@ def _abstain(draft: Draft) -> Answer:
     lines = [draft.intro or ph.abstain]
     if hits:
         lines.append(ph.suggest)
-        lines += [ph.suggest_line.format(num=item_ref(h.item_locator, h.item_number), ref=hit_ref(h),
-                                         title=h.item_title) for h in hits]
+        lines += [ph.suggest_line.format(item=numbered(h.item_label, h.item_number, h.item_title), ref=hit_ref(h))
+                  for h in hits]
     else:
         lines.append(ph.no_suggest)
     text, truncated = fit(["\n".join(lines), draft.contact_text] if draft.contact_text else ["\n".join(lines)],

@@ -61,8 +61,15 @@ class Citation:
     def render(self) -> str:
         """``《衡阳市教育局2020年工作要点》五、深化教学改革… › 12. 办好普惠优质学前教育``;
         a law's article is cited as the law numbers it: ``… › 第十一条 凡年满六周岁的儿童…``."""
-        number = self.item_label if self.item_label.startswith("第") else f"{self.item_number}."
-        return f"《{self.doc_title}》{self.section} › {number} {self.item_title}"
+        return f"《{self.doc_title}》{self.section} › {numbered(self.item_label, self.item_number, self.item_title)}"
+
+
+def numbered(label: str, number: int, title: str = "") -> str:
+    """An item's number as its document writes it, then its title: ``12. 办好普惠优质学前教育``,
+    ``第十一条 凡年满…``, ``（一）小学招收…``, ``【重点任务3】…``; ``3.`` when no label was kept."""
+    shown = label or f"{number}."
+    gap = "" if shown.endswith(("、", "）", ")", "】")) else " "
+    return f"{shown}{gap}{title}" if title else shown
 
 
 @dataclass(frozen=True)

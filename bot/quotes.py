@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from bot.domain import numbered
 from index.domain import Hit
 from index.sentences import split_sentences
 
@@ -70,8 +71,8 @@ def short_cite(hit: Hit, *, quoted: bool = False) -> str:
     article has no title of its own, only its first words: beside its quote the label says enough
     (``《…》第十一条``)."""
     article = hit.item_label.startswith("第")
-    number = hit.item_label if article else f"{hit.item_number}."
-    return f"《{hit.doc_title}》{number}" + ("" if article and quoted else f" {hit.item_title}")
+    title = "" if article and quoted else hit.item_title
+    return f"《{hit.doc_title}》{numbered(hit.item_label, hit.item_number, title)}"
 
 
 def in_quotes(hit: Hit) -> str:

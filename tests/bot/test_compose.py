@@ -207,6 +207,13 @@ def test_abstain_lists_suggestions_and_contact():
     assert "“" not in answer.text  # nothing is quoted as if it answered
 
 
+def test_a_suggested_article_shows_its_label_not_a_bare_digit():
+    article = replace(seed_hit(12, confidence=0.2), doc_title="某市学前教育条例", item_label="第五条",
+                      item_title="本条例自2020年3月1日起施行", ref="MS5")
+    answer = render("abstain", Draft(result=_result(article, abstained=True)))
+    assert "第五条 本条例自2020年3月1日起施行（回复 MS5 查看）" in answer.text and "\n12. " not in answer.text
+
+
 def test_abstain_opening_can_be_replaced():
     answer = render("abstain", Draft(result=_result(seed_hit(25), abstained=True), intro="没有更多了。"))
     assert answer.text.startswith("没有更多了。\n")

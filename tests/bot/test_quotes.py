@@ -63,6 +63,11 @@ def test_answering_sentences_fall_back_to_the_items_first_sentences():
     ("27.", True, "《衡阳市教育局2020年工作要点》27. 抓好行风政风建设"),
     ("第十一条", True, "《衡阳市教育局2020年工作要点》第十一条"),
     ("第十一条", False, "《衡阳市教育局2020年工作要点》第十一条 抓好行风政风建设"),
+    # the number as the document writes it, never a digit it does not show
+    ("（一）", True, "《衡阳市教育局2020年工作要点》（一）抓好行风政风建设"),
+    ("【重点任务3】", False, "《衡阳市教育局2020年工作要点》【重点任务3】抓好行风政风建设"),
+    ("三、", False, "《衡阳市教育局2020年工作要点》三、抓好行风政风建设"),
+    ("", False, "《衡阳市教育局2020年工作要点》27. 抓好行风政风建设"),
 ])
 def test_short_cite_names_document_and_item_on_one_line(label, quoted, expected):
     assert short_cite(_hit(label=label), quoted=quoted) == expected
