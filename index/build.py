@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunks import make_chunks
+from index.chunks import VECTORS, make_chunks
 from index.domain import Chunk, Document, content_hash, document_sha256
 from index.embed import DEFAULT_EMBEDDER
 from index.embed_cache import EmbeddingCache
@@ -91,6 +91,7 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
         report("bm25", 1, 1)
         manifest = {
             "embedder": {"name": model.name, "dim": model.dim, "normalized": True},
+            "vectors": VECTORS,
             "tokenizer": asdict(tokenizer.info),
             "faiss": "hnsw" if len(chunks) >= HNSW_THRESHOLD else "flat",
             "counts": _counts(documents, chunks),

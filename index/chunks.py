@@ -10,7 +10,15 @@ other documents change.
 
 from __future__ import annotations
 
+import logging
+
 from index.domain import Chunk, Document, WorkItem, content_hash
+
+#: How chunks become vectors, recorded in each version's manifest: the shipped ranker is fitted
+#: on indexes built this way, and a searcher warns when it serves one built otherwise.
+VECTORS = "sentences as written; an item the mean of its sentences"
+
+log = logging.getLogger(__name__)
 
 
 def make_chunks(doc: Document) -> list[Chunk]:
@@ -43,3 +51,11 @@ def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
         hash=content_hash(f"{item.title}\n{text}"),
         item_label=item.label,
     )
+
+
+def warn_if_built_otherwise(manifest: dict) -> None:
+    """Log when an index version was built by an earlier recipe: it still serves, ranked a little worse."""
+    if manifest.get("vectors") != VECTORS:
+        log.warning("index version %s was built by an earlier release (item vectors embedded whole); run "
+                    "`policybot index build` once: the shipped ranker is fitted on the current recipe",
+                    manifest.get("version"))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.chunks import warn_if_built_otherwise
 from index.domain import Chunk, Document, Hit, WorkItem
 from index.embed import DEFAULT_EMBEDDER
 from index.evaluate import RankedItem
@@ -303,6 +304,7 @@ def open_searcher(data_dir: Path, *, embedder: str = DEFAULT_EMBEDDER, ranker: R
     model = load_embedder(embedder)
     tokenizer = default_tokenizer()
     stored = load_index(Path(data_dir), embedder_name=model.name, tokenizer_info=asdict(tokenizer.info))
+    warn_if_built_otherwise(stored.manifest)
     return Searcher(stored, embedder=model, tokenizer=tokenizer, ranker=ranker, query_cache=query_cache)
 
 

@@ -121,3 +121,12 @@ def test_an_hnsw_index_ranks_as_the_exact_one(searcher, tmp_path, monkeypatch, e
         a, b = exact.rank(question), hnsw.rank(question)
         assert a.items[:3].tolist() == b.items[:3].tolist(), question
         np.testing.assert_allclose(a.features[:3], b.features[:3], atol=1e-5)
+
+
+def test_an_index_of_an_earlier_recipe_is_served_with_a_warning(searcher, caplog):
+    from index.chunks import warn_if_built_otherwise
+
+    warn_if_built_otherwise(searcher.stored.manifest)  # built by this release: nothing to say
+    assert "earlier release" not in caplog.text
+    warn_if_built_otherwise({k: v for k, v in searcher.stored.manifest.items() if k != "vectors"})
+    assert "earlier release" in caplog.text and "policybot index build" in caplog.text
