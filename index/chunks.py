@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from index.domain import Chunk, Document, WorkItem, content_hash
+from index.domain import Chunk, Document, WorkItem
 
 #: How chunks become vectors, recorded in each version's manifest: the shipped ranker is fitted
 #: on indexes built this way, and a searcher warns when it serves one built otherwise.
@@ -48,7 +48,6 @@ def _chunk(doc: Document, section: str, item: WorkItem, kind: str, text: str,
         text=text,
         start=start,
         end=end,
-        hash=content_hash(f"{item.title}\n{text}"),
         item_label=item.label,
     )
 

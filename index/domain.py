@@ -14,7 +14,7 @@ from typing import Any
 
 
 def content_hash(text: str) -> str:
-    """Stable hash of a chunk's text, used to skip re-embedding unchanged sentences."""
+    """Stable hash of a text (the embedding cache's key of a sentence, with a prefix)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -124,6 +124,8 @@ class Chunk:
     text: str
     start: int
     end: int
+    # no longer written (the embedding cache keys a text by index.build.embedding_key); kept so
+    # the chunks.json of versions built before still load, for a rollback
     hash: str = field(default="")
     item_label: str = ""
 
