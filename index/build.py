@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunks import VECTORS, make_chunks
+from index.chunks import VECTORS, item_layout, make_chunks
 from index.domain import Chunk, Document, content_hash, document_sha256
 from index.embed import DEFAULT_EMBEDDER
 from index.embed_cache import EmbeddingCache
@@ -138,15 +138,11 @@ def _embedded_cached(wanted: dict[str, str], model, cache_dir: Path, report: Pro
 
 def _vector_groups(chunks: Sequence[Chunk]) -> list[list[tuple[str, str]]]:
     """For each chunk, the (key, text) pairs whose vectors it averages: a sentence its own text,
-    an item the sentences that follow it (:func:`index.chunks.make_chunks` puts them there), or
-    its own text when it has none."""
+    an item its sentences (its own text when it has none)."""
     groups = [[(embedding_key(c.text), c.text)] for c in chunks]
-    for at, chunk in enumerate(chunks):
-        if chunk.kind != "item":
-            continue
-        end = next((n for n in range(at + 1, len(chunks)) if chunks[n].kind == "item"), len(chunks))
-        if end > at + 1:
-            groups[at] = [group[0] for group in groups[at + 1:end]]
+    for lo, hi in item_layout(chunks)[0].tolist():
+        if hi > lo + 1:
+            groups[lo] = [group[0] for group in groups[lo + 1:hi]]
     return groups
 
 

@@ -11,6 +11,9 @@ other documents change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+
+import numpy as np
 
 from index.domain import Chunk, Document, WorkItem
 
@@ -58,3 +61,17 @@ def warn_if_built_otherwise(manifest: dict) -> None:
         log.warning("index version %s was built by an earlier release (item vectors embedded whole); run "
                     "`policybot index build` once: the shipped ranker is fitted on the current recipe",
                     manifest.get("version"))
+
+
+def item_layout(chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """The [lo, hi) chunk range of each item, and the item of each chunk.
+
+    Chunks come item chunk first, then its sentences (see :func:`make_chunks`).
+    """
+    starts = [i for i, c in enumerate(chunks) if c.kind == "item"]
+    ends = starts[1:] + [len(chunks)]
+    ranges = np.array(list(zip(starts, ends, strict=True)), dtype=np.int64).reshape(-1, 2)
+    chunk_item = np.zeros(len(chunks), dtype=np.int64)
+    for n, (lo, hi) in enumerate(ranges):
+        chunk_item[lo:hi] = n
+    return ranges, chunk_item

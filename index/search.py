@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunks import warn_if_built_otherwise
-from index.domain import Chunk, Document, Hit, WorkItem
+from index.chunks import item_layout, warn_if_built_otherwise
+from index.domain import Document, Hit, WorkItem
 from index.embed import DEFAULT_EMBEDDER
 from index.evaluate import RankedItem
 from index.facts import FactType, expected_facts, states_fact
@@ -87,7 +87,7 @@ class Searcher:
         self.settings = settings or SearchSettings()
         self.version = stored.version
         self.documents = tuple(sorted(stored.documents, key=lambda d: d.year or 0, reverse=True))
-        self._item_chunk, self._chunk_item = _item_layout(stored.chunks)
+        self._item_chunk, self._chunk_item = item_layout(stored.chunks)
         self.library = Library(stored.documents, stored.chunks, self._item_chunk, tokenizer.normalize)
         # every reference, both ways, once per version: hits and lookups are then dictionary reads
         self._item_of_ref = library_refs(stored.documents)
@@ -345,20 +345,6 @@ class _LRU:
             self._data.move_to_end(key)
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
-
-
-def _item_layout(chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray]:
-    """The [lo, hi) chunk range of each item, and the item of each chunk.
-
-    Chunks come item chunk first, then its sentences (see :func:`index.chunks.make_chunks`).
-    """
-    starts = [i for i, c in enumerate(chunks) if c.kind == "item"]
-    ends = starts[1:] + [len(chunks)]
-    ranges = np.array(list(zip(starts, ends, strict=True)), dtype=np.int64).reshape(-1, 2)
-    chunk_item = np.zeros(len(chunks), dtype=np.int64)
-    for n, (lo, hi) in enumerate(ranges):
-        chunk_item[lo:hi] = n
-    return ranges, chunk_item
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
