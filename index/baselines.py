@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.build import embed_texts
+from index.build import default_cache_dir, embed_texts
 from index.evaluate import Outcome, RankedItem
 
 BASELINES = ("bm25", "dense")
@@ -34,7 +34,7 @@ class Baselines:
         self._vectors = np.array(searcher.stored.vectors)
         starts = searcher._item_chunk[:, 0]
         self._vectors[starts] = embed_texts([c.text for c in self._items], searcher.embedder,
-                                            searcher.stored.path.parent.parent / "cache")
+                                            default_cache_dir(searcher.stored.data_dir))
 
     def outcome(self, name: str, question: str, k: int = 10, scope: str | None = None) -> Outcome:
         """The top ``k`` items; each shows as many of its best sentences by the same ranker as the

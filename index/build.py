@@ -85,7 +85,7 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
         model = load_embedder(embedder)
         tokenizer = default_tokenizer()
         chunks = [c for doc in documents for c in make_chunks(doc)]
-        vectors = embed_chunks(chunks, model, cache_dir or Path(data_dir) / "cache", report)
+        vectors = embed_chunks(chunks, model, cache_dir or default_cache_dir(data_dir), report)
         report("bm25", 0, 1)
         lexical = _bm25([tokenizer.tokens(c.text) for c in chunks])
         report("bm25", 1, 1)
@@ -99,6 +99,11 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
         }
         return version.save(documents=documents, chunks=chunks, vectors=vectors, dense=_faiss(vectors),
                             lexical=lexical, manifest=manifest)
+
+
+def default_cache_dir(data_dir: Path) -> Path:
+    """Where builds keep the embedding cache unless told otherwise."""
+    return Path(data_dir) / "cache"
 
 
 def embed_chunks(chunks: Sequence[Chunk], model, cache_dir: Path, report: Progress) -> np.ndarray:

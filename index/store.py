@@ -58,6 +58,11 @@ class StoredIndex:
     def version(self) -> str:
         return self.manifest["version"]
 
+    @property
+    def data_dir(self) -> Path:
+        """The data directory this version was loaded from (``<data_dir>/index/<version>``)."""
+        return self.path.parent.parent
+
 
 def index_root(data_dir: Path) -> Path:
     return Path(data_dir) / "index"

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.build import build_from_documents, build_index, embedding_key  # noqa: E402
+from index.build import build_from_documents, build_index, default_cache_dir, embedding_key  # noqa: E402
 from index.chunks import make_chunks  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
 from index.embed_cache import EmbeddingCache  # noqa: E402
@@ -201,7 +201,7 @@ def bench_scale(data: Path, size: int, questions: list[str]) -> None:
     docs = _synthetic_documents(size)
     chunks = [c for d in docs for c in make_chunks(d)]
     model = load_embedder(_settings().embedder)
-    _seed_cache(data / "cache", chunks, model)
+    _seed_cache(default_cache_dir(data), chunks, model)
     start = time.perf_counter()
     build_from_documents(docs, data)
     build_s = time.perf_counter() - start
