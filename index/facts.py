@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.numerals import normalize_numerals
+from index.numerals import CN_NUMERAL, normalize_numerals
 from index.sentences import split_sentences
 
 
@@ -127,11 +127,28 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"地址|在哪里办公|办公地点|在哪儿办|\baddress\b", re.I),
         re.compile(r"[路街]\d+号|地址[:：]"),
     ),
+    FactType(
+        "amount",
+        # Any other "how many / how much" (多少节课, 多少米, 百分之多少, 给多少, 第几届): the types above
+        # name the common units, this one needs no list of them and asks only when none of them does
+        # (see :func:`expected_facts`). 哪几 asks which ones, 几乎 is "almost", 了几个 / 好几 / 这几 /
+        # 前几 are "a few"; 几年级 asks for a stage of school, 几月几号 and 几点 for a date or a time.
+        re.compile(r"(?<![哪了好这那前少])(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
+        # a figure that is not a year, a date or an article's number (第十二条)
+        re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
+                   rf"第[{CN_NUMERAL}]+(?![条章])|(?<![一统进唯单同])[二两三四五六七八九十百千]+(?=[届期成倍遍])"),
+    ),
 )
 
 
-# A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the fact.
-_YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常)[？?！!。\s]*$")
+#: A figure of any kind: asked only when no type with a unit is (``学费多少钱`` asks for a price,
+#: which needs more than a figure).
+AMOUNT = FACT_TYPES[-1]
+
+# A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the
+# fact; so does one ending in a verb and 不 (网上能办不).
+_YES_NO = re.compile(r"(?:吗|(?<![什怎这那多])么|能不能|可不可以|是否|行不行|对不对|合法|违法|允许|正常|"
+                     r"[能会可行是要办对]不)[？?！!。\s]*$")
 
 
 def expected_facts(question: str) -> tuple[FactType, ...]:
@@ -139,7 +156,9 @@ def expected_facts(question: str) -> tuple[FactType, ...]:
     own ("保教费最多收多少钱？我们这边收1800正常吗" asks for a price, then whether 1800 is normal; the
     second does not make the first a yes/no question)."""
     asking = [s.text for s in split_sentences(question) if not _YES_NO.search(s.text)]
-    return tuple(fact for fact in FACT_TYPES if any(fact.asked.search(s) for s in asking))
+    asked = tuple(fact for fact in FACT_TYPES if any(fact.asked.search(s) for s in asking))
+    specific = tuple(f for f in asked if f is not AMOUNT)
+    return specific or asked
 
 
 def states_fact(text: str, fact: FactType) -> bool:

@@ -99,3 +99,35 @@ def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
     assert states_fact("比例达百分之五十", rate)
     assert states_fact("中小学生师比达到13:1", rate)
     assert not states_fact("学生近视发生率（%）", rate)  # a table's column head states no value
+
+
+@pytest.mark.parametrize("question", [
+    "初中老师一周最多能排多少节课？",
+    "法律规定网吧至少要离学校多少米？",
+    "医药费学校要承担百分之多少？",
+    "班主任津贴一个月法律规定给多少？",
+    "学宪法讲宪法活动今年是第几届",
+])
+def test_a_figure_asked_in_any_unit_is_an_amount(question):
+    assert _names(question) == ["amount"]
+
+
+@pytest.mark.parametrize("question", [
+    "最近有好几起这样的事，学校该怎么管？",  # 好几: a few
+    "哪几个部门负责校园安全",               # which ones, not how many
+    "几乎每个孩子都要参加吗",
+])
+def test_few_and_which_are_no_amount(question):
+    assert "amount" not in _names(question)
+
+
+def test_an_amount_is_a_figure_but_not_a_year_a_date_or_an_article():
+    (amount,) = expected_facts("一周最多多少节课？")
+    assert states_fact("每周课时不超过二十节", amount)   # 二十节 reads 20节
+    assert states_fact("比例达到百分之三十", amount)
+    assert states_fact("第三十六个教师节", amount)
+    assert states_fact("举办第七届宪法晨读", amount)
+    assert not states_fact("到2025年，全面推进课程改革", amount)
+    assert not states_fact("每年9月10日为教师节", amount)
+    assert not states_fact("依照本法第十二条的规定", amount)
+    assert not states_fact("教师的平均工资水平应当不低于当地公务员的平均工资水平", amount)
