@@ -113,9 +113,16 @@ FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "procedure",
         # How to apply/enrol/transfer: plans set goals and rarely give an office's steps.
-        re.compile(r"手续|怎么(?:办理|报名|报考|申请)|如何(?:办理|报名|报考|申请)|办理流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
+        re.compile(r"手续|(?:怎么|如何)(?:办理|报名|报考|申请|考|注册|登录)|流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
                    r"what documents|how (?:do|can) i (?:apply|register|enrol)", re.I),
         re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
+    ),
+    FactType(
+        "website",
+        # where online (哪个网站 / APP / 小程序, 去哪里查): answered by an address or an app's name,
+        # which laws and plans do not give
+        re.compile(r"哪个(?:网站|网址|APP|小程序|公众号|平台)|(?:去|在|到)哪[里儿]?查|网址|\bwebsite\b", re.I),
+        re.compile(r"https?://|www\.|\.(?:cn|com|org)\b|网址[:：]|(?:公众号|小程序|APP)[“\"「]", re.I),
     ),
     FactType(
         "phone",

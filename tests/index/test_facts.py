@@ -131,3 +131,20 @@ def test_an_amount_is_a_figure_but_not_a_year_a_date_or_an_article():
     assert not states_fact("每年9月10日为教师节", amount)
     assert not states_fact("依照本法第十二条的规定", amount)
     assert not states_fact("教师的平均工资水平应当不低于当地公务员的平均工资水平", amount)
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("报名要走什么流程", ["procedure"]),
+    ("这个证怎么考", ["procedure"]),
+    ("招生划片范围在哪里查？", ["website"]),
+    ("在哪个APP上报名", ["website"]),
+])
+def test_where_online_and_how_to_are_asked_facts(question, expected):
+    assert _names(question) == expected
+
+
+def test_a_website_is_stated_by_an_address_or_an_apps_name():
+    (website,) = expected_facts("在哪个网站查")
+    assert states_fact("登录衡阳市教育局网站（http://jyj.hengyang.gov.cn）查询", website)
+    assert states_fact("通过微信小程序“衡阳招生”报名", website)
+    assert not states_fact("县级人民政府教育行政部门应当及时公布学区划分情况", website)
