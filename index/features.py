@@ -127,6 +127,7 @@ class Library:
         self.title_text = [normalize(c.item_title) for c in first]
         self.item_terms, self.title_terms = TermIndex(self.item_text), TermIndex(self.title_text)
         self.log_length = np.log1p(np.array([len(c.text) for c in first], dtype=np.float32))
+        self.stub = np.array([c.kind == "sentence" and is_stub(c.text) for c in chunks], dtype=bool)
         grams = [bigrams(t) for t in self.item_text]
         self.bigram = bm25s.BM25()
         self.bigram.index([g or [""] for g in grams], show_progress=False)
@@ -173,7 +174,7 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
     n = len(items)
     lo, hi = lib.item_chunk[items, 0], lib.item_chunk[items, 1]
     cos_item = sims[lo]
-    cos_sent = _segment_max(sims, lo + 1, hi, default=cos_item)
+    cos_sent = _segment_max(sims, lo + 1, hi, default=cos_item, skip=lib.stub)
     bm_item = lexical[lo]
     bm_sent = _segment_max(lexical, lo + 1, hi, default=bm_item)
     big = bigram[items]
@@ -242,16 +243,32 @@ def other_year(lib: Library, query: Query, items: np.ndarray) -> np.ndarray:
     return late[lib.item_doc[items]]
 
 
-def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default: np.ndarray) -> np.ndarray:
-    """max(values[lo[i]:hi[i]]) per i, ``default[i]`` for an empty range."""
+def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default: np.ndarray,
+                 skip: np.ndarray | None = None) -> np.ndarray:
+    """max(values[lo[i]:hi[i]]) per i leaving out the positions marked in ``skip``; ``default[i]``
+    for a range with nothing left."""
     out = np.array(default, dtype=np.float32, copy=True)
     nonempty = hi > lo
     if not nonempty.any():
         return out
     lengths = hi[nonempty] - lo[nonempty]
-    out[nonempty] = np.maximum.reduceat(values[range_indices(lo[nonempty], hi[nonempty])],
-                                        np.cumsum(lengths) - lengths)
+    idx = range_indices(lo[nonempty], hi[nonempty])
+    picked = values[idx] if skip is None else np.where(skip[idx], -np.inf, values[idx])
+    best = np.maximum.reduceat(picked, np.cumsum(lengths) - lengths)
+    out[nonempty] = np.where(np.isfinite(best), best, out[nonempty])
     return out
+
+
+#: Shorter than this, a line without a sentence end is a table cell or a label (小学段, 湖南小学).
+STUB_CHARS = 8
+_SENTENCE_END = tuple("。！？；!?;")
+
+
+def is_stub(sentence: str) -> bool:
+    """A table cell or a label rather than a statement: near any question that names its one or
+    two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers."""
+    text = sentence.strip()
+    return len(text) < STUB_CHARS and not text.endswith(_SENTENCE_END)
 
 
 def range_indices(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

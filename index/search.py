@@ -282,6 +282,7 @@ class Searcher:
         if not _ARTICLE_LABEL.match(head.item_label):
             title = head.item_title.rstrip("。.")
             score[[c.text.rstrip("。.") == title for c in self.stored.chunks[lo + 1:hi]]] = -1.0
+        score[self.library.stub[lo + 1:hi]] = -1.0  # a table cell or a label on its own line says nothing
         best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
         # keep further sentences only when they are among the nearer half of the item's sentences
         keep = [i for i in best if score[i] >= 0.5 * score[best[0]]] or [best[0]]

@@ -131,3 +131,11 @@ def test_only_a_local_document_is_about_a_place():
     assert [p.name for p in _title_place("浙江省绍兴市学前教育条例")] == ["绍兴市"]  # the narrowest
     assert _title_place("中华人民共和国义务教育法") == ()  # a national law: everywhere
     assert _title_place("《中华人民共和国教师法》") == ()
+
+
+def test_segment_max_leaves_out_the_skipped_positions_and_falls_back_when_none_is_left():
+    values = np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.4], dtype=np.float32)
+    skip = np.array([False, False, False, True, True, False])
+    lo, hi = np.array([1, 4]), np.array([4, 5])
+    out = _segment_max(values, lo, hi, default=np.array([0.0, 0.7], dtype=np.float32), skip=skip)
+    assert out.tolist() == pytest.approx([0.5, 0.7])

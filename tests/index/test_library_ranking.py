@@ -15,11 +15,15 @@ from tests.conftest import FIXTURES, LAW, SEED
 TEACHERS_LAW = FIXTURES / "jiaoshifa.md"
 
 
+def _searcher(tmp_path_factory, embedding_cache, *paths):
+    data = tmp_path_factory.mktemp("library")
+    build_index(list(paths), data, cache_dir=embedding_cache)
+    return open_searcher(data)
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, embedding_cache):
-    path = tmp_path_factory.mktemp("library")
-    build_index([SEED, LAW, TEACHERS_LAW], path, cache_dir=embedding_cache)
-    return open_searcher(path)
+    return _searcher(tmp_path_factory, embedding_cache, SEED, LAW, TEACHERS_LAW)
 
 
 def test_age_of_school_entry_is_article_11_of_the_compulsory_education_law(library):
@@ -93,3 +97,26 @@ def test_a_question_declined_for_an_unstated_fact_points_first_to_an_item_statin
     assert facts and result.abstained
     stating = [all(any(states_fact(s, f) for s in h.sentences) for f in facts) for h in result.hits]
     assert stating[0] or not any(stating)  # when a pointer states what was asked, the first one does
+
+
+PLAN_WITH_TABLE = FIXTURES / "shaoxing-14th-five-year-plan-2021.txt"  # its 核心指标 table is one cell per line
+
+
+@pytest.fixture(scope="module")
+def library_with_a_table(tmp_path_factory, embedding_cache):
+    return _searcher(tmp_path_factory, embedding_cache, SEED, LAW, PLAN_WITH_TABLE)
+
+
+def test_a_table_cell_naming_the_topic_is_no_answer(library_with_a_table):
+    # the cell 小学 is nearer to "孩子几岁上小学" than any article is; it states nothing
+    result = library_with_a_table.search("孩子几岁上小学", k=3)
+    assert (result.hits[0].doc_id, result.hits[0].item_number) == ("yiwujiaoyufa-2018", 11)
+    assert all(len(s) >= 8 for hit in result.hits for s in hit.sentences)
+
+
+def test_stubs_are_cells_and_labels_not_short_sentences():
+    from index.features import is_stub
+
+    assert is_stub("小学段") and is_stub("73.35") and is_stub("湖南小学")
+    assert not is_stub("强化体卫艺工作。") and not is_stub("校外培训机构；")
+    assert not is_stub("全市省二级以上幼儿园比例（%）")
