@@ -209,9 +209,12 @@ class Searcher:
 
     def knows_words(self, query: Query) -> bool:
         """False when no word of the question, nor any term it expands to, occurs in the library
-        (明天天气怎么样): a near vector alone is no answer."""
+        (明天天气怎么样): a near vector alone is no answer. A question with no Chinese in it is
+        not judged by the words of Chinese documents: the embedder reads both languages, and
+        the abstention model decides."""
         vocab = self.stored.bm25.vocab_dict
-        return query.unseen < 0.999 or any(t in vocab for t in query.expansion)
+        return (query.unseen < 0.999 or any(t in vocab for t in query.expansion)
+                or not _CHINESE.search(query.text))
 
     def states_facts(self, facts: Sequence[FactType], item: int, ranked: Ranked) -> bool:
         """False when the sentences quoted from ``item`` do not give every fact asked (``facts``:
@@ -359,6 +362,7 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 _ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _has_content(text: str) -> bool:

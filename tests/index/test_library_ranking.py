@@ -72,6 +72,14 @@ def test_question_of_words_the_library_never_uses_is_declined(library):
     assert result.abstained and result.confidence <= 0.1
 
 
+def test_a_question_in_english_is_not_judged_by_the_chinese_vocabulary(library):
+    # no word of it is in the library or its English glossary; the embedder reads it
+    question = "At what age does compulsory education begin?"
+    ranked = library.rank(question)
+    assert ranked.query.unseen >= 0.999 and library.knows_words(ranked.query)
+    assert not library.knows_words(library.rank("明天天气怎么样").query)
+
+
 def test_hits_carry_the_full_item_text(library):
     hit = library.search("教师法规定老师有哪些权利", k=1).hits[0]
     assert hit.text and all(s in hit.text for s in hit.sentences)
