@@ -30,7 +30,9 @@ class FactType:
 # Chinese numerals are already digits (see :func:`states_fact`).
 # How long (多久, 几个月 …), shared by the duration and the frequency types; …一次 within the clause
 # makes it a frequency (多久联系一次).
-_HOW_LONG = r"(?:多久|多长时间|(?<![那这哪])(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
+# 好几年, 这几个, 前几天, 接收了几个: "a few", told not asked; 哪几 asks which ones
+_NOT_HOW_MANY = r"(?<![哪了好这那前少])"
+_HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
 _ONCE = r"[^，。？?！!]{0,10}一次"
 
 FACT_TYPES: tuple[FactType, ...] = (
@@ -65,8 +67,7 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "count",
-        # 接收了几个孩子 tells of a few, it does not ask how many
-        re.compile(r"(?:多少|(?<!了)几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
+        re.compile(rf"{_NOT_HOW_MANY}(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
                    r"|how many(?! (?:minutes|hours|days|weeks|months|years)\b)", re.I),
         re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
     ),
@@ -113,7 +114,7 @@ FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "procedure",
         # How to apply/enrol/transfer: plans set goals and rarely give an office's steps.
-        re.compile(r"手续|(?:怎么|如何)(?:办理|报名|报考|申请|考|注册|登录)|流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
+        re.compile(r"(?:什么|啥|哪些)手续|手续(?:怎么|如何|去哪|在哪)|(?:去|在|到)哪[里儿]?办|(?:怎么|如何)(?:办理|报名|报考|申请|考|注册|登录)|流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
                    r"what documents|how (?:do|can) i (?:apply|register|enrol)", re.I),
         re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
     ),
@@ -138,9 +139,9 @@ FACT_TYPES: tuple[FactType, ...] = (
         "amount",
         # Any other "how many / how much" (多少节课, 多少米, 百分之多少, 给多少, 第几届): the types above
         # name the common units, this one needs no list of them and asks only when none of them does
-        # (see :func:`expected_facts`). 哪几 asks which ones, 几乎 is "almost", 了几个 / 好几 / 这几 /
-        # 前几 are "a few"; 几年级 asks for a stage of school, 几月几号 and 几点 for a date or a time.
-        re.compile(r"(?<![哪了好这那前少])(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
+        # (see :func:`expected_facts`). 几乎 is "almost"; 几年级 asks for a stage of school, 几月几号
+        # and 几点 for a date or a time.
+        re.compile(rf"{_NOT_HOW_MANY}(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
         # a figure that is not a year, a date or an article's number (第十二条)
         re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
                    rf"第[{CN_NUMERAL}]+(?![条章])|(?<![一统进唯单同])[二两三四五六七八九十百千]+(?=[届期成倍遍])"),

@@ -142,3 +142,18 @@ def test_a_website_is_stated_by_an_address_or_an_apps_name():
     assert states_fact("登录衡阳市教育局网站（http://jyj.hengyang.gov.cn）查询", website)
     assert states_fact("通过微信小程序“衡阳招生”报名", website)
     assert not states_fact("县级人民政府教育行政部门应当及时公布学区划分情况", website)
+
+
+@pytest.mark.parametrize("question", [
+    "我在村小教书好几年了一直没地方住，政府管不管？",      # 好几年: for years, not how long
+    "我们园好几个老师看着像刚毕业的",                    # 好几个: several
+    "开培训机构不去办设立手续，会被怎么处理？",          # asks the penalty, not the steps
+    "去教育局办个事手续太麻烦了",
+])
+def test_a_few_and_a_mentioned_procedure_are_not_requests(question):
+    assert _names(question) == []
+
+
+def test_a_procedure_is_asked_by_what_steps_or_where_to_go():
+    assert _names("要办啥手续") == ["procedure"]
+    assert _names("去哪里办手续") == ["procedure"]
