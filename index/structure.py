@@ -30,6 +30,7 @@ _NUM = rf"\d{{1,4}}|[{_CN}]{{1,8}}"
 _PLAN_SECTION = re.compile(r"([一二三四五六七八九十百]{1,4})、")
 _PLAN_SUB = re.compile(r"[（(]([一二三四五六七八九十]{1,4})[）)]")
 _CHAPTER = re.compile(rf"第({_NUM})章")
+_PART = re.compile(rf"第({_NUM})部分")
 _LAW_SUB = re.compile(rf"第({_NUM})节")
 _ARTICLE = re.compile(rf"第({_NUM})条(?!之)")
 _ITEMS = (  # (family, pattern): the item numbering styles of work plans
@@ -57,7 +58,7 @@ _TOC_ENTRY_MAX = 60  # a contents entry is a heading, not a paragraph
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 4  # 4: a notice's closing block (sender, date, 抄送) is no part of its last item
+PARSER_VERSION = 5  # 5: a plan in parts (第一部分, 第二部分) has the parts as its sections
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
@@ -154,7 +155,11 @@ def _markers(lines: list[_Line]) -> list[_Marker]:
     # a law numbers its articles 第一条, 第二条 … at line starts
     articles = [cn_int(m.group(1)) for ln in lines if (m := _ARTICLE.match(ln.body))]
     law = any(b == a + 1 for a, b in zip(articles, articles[1:], strict=False))
-    found = _Walker(law, require_section=True).run(lines)
+    # a plan in parts (第一部分 回顾, 第二部分 要点) numbers its 一、二、 anew in each part: the
+    # parts are its sections and the 一、 headings their sub-sections
+    parts = [cn_int(m.group(1)) for ln in lines if not ln.toc and (m := _PART.match(ln.body))]
+    in_parts = not law and parts[:2] == [1, 2]
+    found = _Walker(law, require_section=True, in_parts=in_parts).run(lines)
     if not any(m.kind == "section" for m in found):  # items without sections: one unnamed section
         found = _Walker(law, require_section=False).run(lines)
     return found
@@ -166,6 +171,7 @@ class _Walker:
 
     law: bool
     require_section: bool
+    in_parts: bool = False
     section: int | None = None
     sub: int | None = None
     family: str | None = None  # the item style of the current scope
@@ -184,7 +190,10 @@ class _Walker:
         if self.law:
             return (_match("section", _CHAPTER, line, index) or _match("sub", _LAW_SUB, line, index)
                     or _match("item", _ARTICLE, line, index, "article"))
-        found = _match("section", _PLAN_SECTION, line, index) or _match("sub", _PLAN_SUB, line, index)
+        if self.in_parts:
+            found = _match("section", _PART, line, index, "part") or _match("sub", _PLAN_SECTION, line, index)
+        else:
+            found = _match("section", _PLAN_SECTION, line, index) or _match("sub", _PLAN_SUB, line, index)
         for family, pattern in _ITEMS:
             found = found or _match("item", pattern, line, index, family)
         return found or (_appendix(line, index) if self.section is not None else None)
@@ -194,6 +203,8 @@ class _Walker:
             return False
         if m.kind in ("section", "appendix"):
             self.section, self.sub = (self.section or 0) + (m.kind == "section"), None
+            if m.family == "part":
+                self.last = {}  # item numbers may start again in each part
         elif self.section is None and self.require_section:
             return False
         elif m.kind == "sub":
@@ -258,11 +269,11 @@ class _Builder:
             self._open_section(m if m.kind in ("section", "appendix") else None)
         if m.kind == "sub":
             self.subsection = self.text[self.lines[m.line].start:self._title(m)[1]].rstrip("。")
-            self.sub_label = m.label
+            self.sub_label = m.label.rstrip("、")  # 一、 reads 一 in a locator (二/一/3)
         if m.kind == "item":
             title = _item_title(self.text[m.rest:end], law=m.family == "article")
             self._add(_work_item(self.text, m, end, title, self.subsection), _key(m))
-        elif not m.label.startswith("第"):
+        elif m.family == "part" or not m.label.startswith("第"):
             # a plan's section or sub-section text before its first item becomes an item of its
             # own so it stays searchable; a law's text lives in its articles only
             # A leaf whose heading is itself content (a notice's "（一）招生对象为…年满6周岁的儿童。")

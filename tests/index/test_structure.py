@@ -286,3 +286,20 @@ def test_law_without_chapters_and_explicit_doc_id(tmp_path: Path) -> None:
     assert doc.doc_id == "rules" and doc.title == "某条例"
     assert [s.heading for s in doc.sections] == [""]
     assert [(i.locator, i.label) for i in doc.items] == [("1", "第一条"), ("2", "第二条"), ("3", "第三条")]
+
+
+def test_a_plan_in_parts_has_the_parts_as_sections_and_their_headings_as_subsections() -> None:
+    # each part numbers its 一、二、 anew: read as sections, part two was lost inside part one
+    lines = ["某市教育局2021年工作要点", "2021年是开局之年。",
+             "第一部分 2020年工作回顾", "一、教育投入持续加大", "全年新建学校12所。",
+             "二、教育质量稳步提升", "上线率60%。",
+             "第二部分 2021年工作要点", "一、加强党的建设", "1.加强基层党组织建设。", "二、发展学前教育",
+             "2.新建公办幼儿园20所。", "3.规范民办幼儿园收费。"]
+    doc = parse_document("\n".join(lines), doc_id="parts")
+    assert [s.heading for s in doc.sections] == ["第一部分 2020年工作回顾", "第二部分 2021年工作要点"]
+    review, plan = doc.sections
+    assert [(i.locator, i.title) for i in review.items] == [("一/一", "教育投入持续加大"),
+                                                            ("一/二", "教育质量稳步提升")]
+    assert [(i.locator, i.subsection) for i in plan.items] == [
+        ("二/一/1", "一、加强党的建设"), ("二/二/2", "二、发展学前教育"), ("二/二/3", "二、发展学前教育")]
+    assert plan.items[1].text == "新建公办幼儿园20所。"
