@@ -27,7 +27,7 @@ from index.titles import document_title, document_year
 
 _CN = "零〇一二两三四五六七八九十百千"
 _NUM = rf"\d{{1,4}}|[{_CN}]{{1,8}}"
-_PLAN_SECTION = re.compile(r"([一二三四五六七八九十百]{1,4})、")
+_PLAN_SECTION = re.compile(r"([一二三四五六七八九十百]{1,4})(?:、|[.．](?!\d))")  # 一、 (GB/T 9704), also 一. and 一．
 _PLAN_SUB = re.compile(r"[（(]([一二三四五六七八九十]{1,4})[）)]")
 _CHAPTER = re.compile(rf"第({_NUM})章")
 _PART = re.compile(rf"第({_NUM})部分")
@@ -269,7 +269,7 @@ class _Builder:
             self._open_section(m if m.kind in ("section", "appendix") else None)
         if m.kind == "sub":
             self.subsection = self.text[self.lines[m.line].start:self._title(m)[1]].rstrip("。")
-            self.sub_label = m.label.rstrip("、")  # 一、 reads 一 in a locator (二/一/3)
+            self.sub_label = m.label.rstrip("、.．")  # 一、 reads 一 in a locator (二/一/3)
         if m.kind == "item":
             title = _item_title(self.text[m.rest:end], law=m.family == "article")
             self._add(_work_item(self.text, m, end, title, self.subsection), _key(m))

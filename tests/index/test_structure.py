@@ -303,3 +303,12 @@ def test_a_plan_in_parts_has_the_parts_as_sections_and_their_headings_as_subsect
     assert [(i.locator, i.subsection) for i in plan.items] == [
         ("二/一/1", "一、加强党的建设"), ("二/二/2", "二、发展学前教育"), ("二/二/3", "二、发展学前教育")]
     assert plan.items[1].text == "新建公办幼儿园20所。"
+
+
+@pytest.mark.parametrize("dot", [".", "．"])
+def test_sections_numbered_with_a_dot_instead_of_the_comma(dot: str) -> None:
+    lines = ["关于做好招生工作的通知", "各学校：", f"一{dot}招生对象", "凡年满6周岁的儿童应当入学。",
+             f"二{dot}招生原则", "坚持免试就近入学。", "三.5倍的说法不是标题。"]
+    doc = parse_document("\n".join(lines), doc_id="dots")
+    assert [s.title for s in doc.sections] == ["招生对象", "招生原则"]
+    assert doc.sections[1].items[0].text.endswith("三.5倍的说法不是标题。")
