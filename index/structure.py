@@ -58,7 +58,7 @@ _TOC_ENTRY_MAX = 60  # a contents entry is a heading, not a paragraph
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 5  # 5: a plan in parts (第一部分, 第二部分) has the parts as its sections
+PARSER_VERSION = 5  # 5: a plan in parts (第一部分 …) has the parts as its sections; 一. opens a section
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:

@@ -157,3 +157,4 @@ def test_a_few_and_a_mentioned_procedure_are_not_requests(question):
 def test_a_procedure_is_asked_by_what_steps_or_where_to_go():
     assert _names("要办啥手续") == ["procedure"]
     assert _names("去哪里办手续") == ["procedure"]
+    assert _names("怎么给孩子办转学手续") == ["procedure"]
