@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.domain import Document, Section, WorkItem
+from index.lines import Line, read_lines
 from index.loader import load_text
 from index.numerals import cn_int
 from index.sentences import TERMINALS, split_sentences
@@ -39,19 +40,13 @@ _ITEMS = (  # (family, pattern): the item numbering styles of work plans
     ("bracket", re.compile(r"【([^】\d\s]{1,12})(\d{1,3})】")),
 )
 _APPENDIX = re.compile(r"附件\s*(\d{1,2}|[一二三四五六七八九十]{1,3})?\s*(?:[：:]\s*([^。；]{0,60}))?")
-# the lookbehinds start a try only at the head of a run of leaders: no quadratic rescans
-_TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<!－)－{4,}+|(?<!_)_{6,}+)"
-                         r"\s*+\d{1,4}(?!\d)")
-_TOC_HEADING = re.compile(r"目\s*录")
 # The lines that close an official notice: its sender, its date, 抄送 / 印发 lines, 此件公开发布.
 _SIGNATURE = re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[（(]此件[^）)]{1,20}[）)]|"
                         r"(?:抄送|抄报|主送)[:：].{0,200}|.{2,40}(?:\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日)?印发|"
                         r"[^，。；、:：\d]{2,30}(?:教育局|教育厅|教育委员会|人民政府|办公室|办公厅|委员会|教育部|学校)")
-_MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
 _NEXT_LINE = re.compile(r"\s*([^\n]{1,60})(?:\n|$)")
 _TITLE_CUT = 24
-_TOC_MAX_LINES = 400  # a contents block longer than this is not one
-_TOC_ENTRY_MAX = 60  # a contents entry is a heading, not a paragraph
+
 
 
 # -- public API -------------------------------------------------------------------------------
@@ -72,7 +67,7 @@ def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
 def parse_document(text: str, *, doc_id: str, source: str = "", format: str = "txt") -> Document:
     """Parse normalised ``text``; text with no recognisable structure gives zero sections."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = _lines(text)
+    lines = read_lines(text)
     markers = _markers(lines)
     body_start = lines[markers[0].line].start if markers else len(text)
     head = [ln for ln in lines if ln.start < body_start and ln.body and not ln.toc]
@@ -93,15 +88,6 @@ def parse_document(text: str, *, doc_id: str, source: str = "", format: str = "t
 
 
 @dataclass(frozen=True)
-class _Line:
-    start: int  # offset of the content, after indentation and Markdown '#' marks
-    end: int  # offset just past the content
-    body: str
-    toc: bool
-    heading: int  # Markdown heading level, 0 for none
-
-
-@dataclass(frozen=True)
 class _Marker:
     kind: str  # "section" | "sub" | "item" | "appendix"
     number: int
@@ -112,46 +98,7 @@ class _Marker:
     rest: int  # offset of the text after the label
 
 
-def _lines(text: str) -> list[_Line]:
-    lines, pos = [], 0
-    for raw in text.split("\n"):
-        prefix = _MD_PREFIX.match(raw).end()  # type: ignore[union-attr]
-        body = raw[prefix:].rstrip()
-        toc = bool(_TOC_LEADER.search(body) or _TOC_HEADING.fullmatch(body))
-        lines.append(_Line(pos + prefix, pos + prefix + len(body), body, toc, raw[:prefix].count("#")))
-        pos += len(raw) + 1
-    return _mark_toc_blocks(lines)
-
-
-def _mark_toc_blocks(lines: list[_Line]) -> list[_Line]:
-    """Mark the entries under a 目录 heading as contents, leaders or not.
-
-    A law's contents list its chapters bare (第一章　总则 …) and the body then repeats them; the
-    block runs from the heading to the line that repeats its first entry, and only headings
-    (short lines, no sentence) may stand in it. With no repeat, nothing is marked.
-    """
-    out = list(lines)
-    for at, line in enumerate(lines):
-        if not _TOC_HEADING.fullmatch(line.body):
-            continue
-        entries = [i for i in range(at + 1, min(len(lines), at + _TOC_MAX_LINES)) if lines[i].body]
-        first = _toc_key(lines[entries[0]].body) if entries else ""
-        for n, i in enumerate(entries):
-            body = lines[i].body
-            if n and _toc_key(body) == first:
-                for j in entries[:n]:
-                    out[j] = replace(out[j], toc=True)
-                break
-            if len(body) > _TOC_ENTRY_MAX or any(t in body for t in "。；;"):
-                break
-    return out
-
-
-def _toc_key(body: str) -> str:
-    return re.sub(r"[\s\u3000]+", "", _TOC_LEADER.sub("", body))
-
-
-def _markers(lines: list[_Line]) -> list[_Marker]:
+def _markers(lines: list[Line]) -> list[_Marker]:
     # a law numbers its articles 第一条, 第二条 … at line starts
     articles = [cn_int(m.group(1)) for ln in lines if (m := _ARTICLE.match(ln.body))]
     law = any(b == a + 1 for a, b in zip(articles, articles[1:], strict=False))
@@ -179,14 +126,14 @@ class _Walker:
     last: dict[str, int] = field(default_factory=dict)  # last item number per style
     found: list[_Marker] = field(default_factory=list)
 
-    def run(self, lines: list[_Line]) -> list[_Marker]:
+    def run(self, lines: list[Line]) -> list[_Marker]:
         for index, line in enumerate(lines):
             marker = None if line.toc else self._candidate(index, line)
             if marker is not None and self._accept(marker):
                 self.found.append(marker)
         return self.found
 
-    def _candidate(self, index: int, line: _Line) -> _Marker | None:
+    def _candidate(self, index: int, line: Line) -> _Marker | None:
         if self.law:
             return (_match("section", _CHAPTER, line, index) or _match("sub", _LAW_SUB, line, index)
                     or _match("item", _ARTICLE, line, index, "article"))
@@ -227,7 +174,7 @@ class _Walker:
         return True
 
 
-def _match(kind: str, pattern: re.Pattern[str], line: _Line, index: int, family: str = "") -> _Marker | None:
+def _match(kind: str, pattern: re.Pattern[str], line: Line, index: int, family: str = "") -> _Marker | None:
     m = pattern.match(line.body)
     if m is None:
         return None
@@ -237,7 +184,7 @@ def _match(kind: str, pattern: re.Pattern[str], line: _Line, index: int, family:
     return _Marker(kind, cn_int(numeral), numeral, m.group(0), family, index, _skip_space(line, m.end()))
 
 
-def _appendix(line: _Line, index: int) -> _Marker | None:
+def _appendix(line: Line, index: int) -> _Marker | None:
     m = _APPENDIX.fullmatch(line.body)
     if m is None:
         return None
@@ -247,7 +194,7 @@ def _appendix(line: _Line, index: int) -> _Marker | None:
     return _Marker("appendix", number, numeral, label, "", index, _skip_space(line, len(label)))
 
 
-def _skip_space(line: _Line, offset: int) -> int:
+def _skip_space(line: Line, offset: int) -> int:
     rest = line.body[offset:]
     return line.start + offset + len(rest) - len(rest.lstrip())
 
@@ -258,7 +205,7 @@ def _skip_space(line: _Line, offset: int) -> int:
 class _Builder:
     """Collects sections and their items as accepted markers arrive in document order."""
 
-    def __init__(self, text: str, lines: list[_Line]) -> None:
+    def __init__(self, text: str, lines: list[Line]) -> None:
         self.text, self.lines = text, lines
         self.heads: list[tuple[_Marker | None, str, str]] = []  # marker, title, label
         self.drafts: list[tuple[int, WorkItem, tuple[str, str, str]]] = []  # section index, item, path
@@ -308,9 +255,12 @@ class _Builder:
         self.drafts.append((len(self.heads) - 1, item, (head.numeral if head else "", self.sub_label, key)))
 
 
-def _assemble(text: str, lines: list[_Line], markers: list[_Marker]) -> tuple[Section, ...]:
+def _assemble(text: str, lines: list[Line], markers: list[_Marker]) -> tuple[Section, ...]:
     builder = _Builder(text, lines)
     end = _signature_start(lines, after=markers[-1].line if markers else 0)
+    # an attachment named but not included (a bare 附件 before the sender's name) is no section
+    if markers and markers[-1].kind == "appendix" and _block_end(lines, markers[-1].line, end) <= markers[-1].rest:
+        end, markers = markers[-1].line, markers[:-1]
     for i, m in enumerate(markers):
         stop = markers[i + 1].line if i + 1 < len(markers) else end
         leaf = i + 1 == len(markers) or markers[i + 1].kind != "item"
@@ -318,7 +268,7 @@ def _assemble(text: str, lines: list[_Line], markers: list[_Marker]) -> tuple[Se
     return builder.sections()
 
 
-def _signature_start(lines: list[_Line], *, after: int) -> int:
+def _signature_start(lines: list[Line], *, after: int) -> int:
     """Where a notice's closing block begins (the sender, the date, 抄送 …, after the last item):
     it signs the document and is no part of its last item."""
     start = len(lines)
@@ -362,7 +312,7 @@ def _with_locators(drafts: list[tuple[WorkItem, tuple[str, str, str]]]) -> list[
     return items
 
 
-def _block_end(lines: list[_Line], first: int, stop: int) -> int:
+def _block_end(lines: list[Line], first: int, stop: int) -> int:
     """Offset just past the last non-blank content line in ``lines[first:stop]``."""
     for line in reversed(lines[first:stop]):
         if line.body and not line.toc:

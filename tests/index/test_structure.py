@@ -312,3 +312,11 @@ def test_sections_numbered_with_a_dot_instead_of_the_comma(dot: str) -> None:
     doc = parse_document("\n".join(lines), doc_id="dots")
     assert [s.title for s in doc.sections] == ["招生对象", "招生原则"]
     assert doc.sections[1].items[0].text.endswith("三.5倍的说法不是标题。")
+
+
+def test_an_attachment_named_but_not_included_is_no_section() -> None:
+    lines = ["关于做好招生工作的通知", "一、招生对象", "凡年满6周岁的儿童应当入学。", "二、招生原则",
+             "坚持免试就近入学。", "", "附件", "", "衡阳市教育局", "2021年6月1日"]
+    doc = parse_document("\n".join(lines), doc_id="bare-attachment")
+    assert [s.title for s in doc.sections] == ["招生对象", "招生原则"]  # not 附件 titled 衡阳市教育局
+    assert doc.sections[-1].items[-1].text == "招生原则\n坚持免试就近入学。"
