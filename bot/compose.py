@@ -312,7 +312,8 @@ def _toc(draft: Draft) -> Answer:
             for n, d in enumerate(draft.documents, start=1)]))
     doc = draft.document
     blocks.append(f"《{doc.title}》")
-    blocks += ["\n".join([s.heading] + [f"  {item_ref(i.locator, i.number)}. {i.title}" for i in s.items])
+    # each item numbered as its document writes it (第十二条, 【重点任务3】): typing the number opens it
+    blocks += ["\n".join([s.heading] + [f"  {numbered(i.label, i.number, i.title)}" for i in s.items])
                for s in doc.sections]
     blocks.append(ph.toc_footer)
     text, truncated = fit(blocks, draft.limit, ph.toc_more)
