@@ -193,7 +193,7 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
         "coverage": _coverage(q.tokens, lib.item_terms, items, idf),
         "title_coverage": _coverage(q.tokens, lib.title_terms, items, idf),
         "bigram_coverage": _gram_coverage(bigrams(q.text), lib, items),
-        "numbers": _numbers(q.text, [lib.item_text[i] for i in items]),
+        "numbers": _item_numbers(q.text, lib, items),
         "doc_named": doc_named, "other_doc_named": other_named.astype(np.float32),
         # a local document answers for its own place only; a national law for every place
         "elsewhere": (q.elsewhere & lib.doc_local[docs]).astype(np.float32),
@@ -364,6 +364,17 @@ class TermIndex:
                 break
             maybe = maybe[np.isin(maybe, more, assume_unique=True)]
         return np.array([n for n in maybe.tolist() if term in self._texts[n]], dtype=np.int64)
+
+
+def _item_numbers(norm_question: str, lib: Library, items: np.ndarray) -> np.ndarray:
+    """:func:`_numbers` of the items' texts, read only in the items that contain a quantity asked
+    at all (the term postings say which): most candidates hold none of them."""
+    wanted = list(dict.fromkeys(_QUANTITY.findall(norm_question)))
+    out = np.zeros(len(items), dtype=np.float32)
+    if wanted:
+        some = np.flatnonzero(np.isin(items, np.concatenate([lib.item_terms.containing(w) for w in wanted])))
+        out[some] = _numbers(norm_question, [lib.item_text[i] for i in items[some]])
+    return out
 
 
 def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:
