@@ -142,8 +142,8 @@ FACT_TYPES: tuple[FactType, ...] = (
         # (see :func:`expected_facts`). 几乎 is "almost"; 几年级 asks for a stage of school, 几月几号
         # and 几点 for a date or a time.
         re.compile(rf"{_NOT_HOW_MANY}(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
-        # a figure that is not a year, a date or an article's number (第十二条)
-        re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
+        # a figure that is not a year, a date or an article's number (第十二条); 每月300元 is one
+        re.compile(r"(?<![\d.])(?<!\d月)(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
                    rf"第[{CN_NUMERAL}]+(?![条章])|(?<![一统进唯单同])[二两三四五六七八九十百千]+(?=[届期成倍遍])"),
     ),
 )

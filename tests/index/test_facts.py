@@ -128,6 +128,7 @@ def test_few_and_which_are_no_amount(question):
 def test_an_amount_is_a_figure_but_not_a_year_a_date_or_an_article():
     (amount,) = expected_facts("一周最多多少节课？")
     assert states_fact("每周课时不超过二十节", amount)   # 二十节 reads 20节
+    assert states_fact("每月补助300元", amount) and not states_fact("5月15日", amount)
     assert states_fact("比例达到百分之三十", amount)
     assert states_fact("第三十六个教师节", amount)
     assert states_fact("举办第七届宪法晨读", amount)

@@ -47,7 +47,8 @@ def test_numbers_stay_exact(searcher):
 
 
 @pytest.mark.parametrize(
-    "question", ["校服一套多少钱", "明天天气怎么样", "市教育局办公地址在哪里", "怎么给孩子办转学手续"]
+    "question", ["校服一套多少钱", "明天天气怎么样", "市教育局办公地址在哪里", "怎么给孩子办转学手续",
+                 "学区划分去哪里查"]
 )
 def test_unanswerable_questions_abstain_with_suggestions(searcher, question):
     result = searcher.search(question, k=3)
