@@ -35,6 +35,19 @@ _NOT_HOW_MANY = r"(?<![哪了好这那前少])"
 _HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
 _ONCE = r"[^，。？?！!]{0,10}一次"
 
+#: A figure of any kind, the last of :data:`FACT_TYPES`: asked only when no type with a unit is
+#: (``学费多少钱`` asks for a price, which needs more than a figure).
+AMOUNT = FactType(
+    "amount",
+    # Any other "how many / how much" (多少节课, 多少米, 百分之多少, 给多少, 第几届): the typed ones
+    # name the common units, this one needs no list of them. 几乎 is "almost"; 几年级 asks for a
+    # stage of school, 几月几号 and 几点 for a date or a time.
+    re.compile(rf"{_NOT_HOW_MANY}(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
+    # a figure that is not a year, a date or an article's number (第十二条); 每月300元 is one
+    re.compile(r"(?<![\d.])(?<!\d月)(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
+               rf"第[{CN_NUMERAL}]+(?![条章])|(?<![一统进唯单同])[二两三四五六七八九十百千]+(?=[届期成倍遍])"),
+)
+
 FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "price",
@@ -114,7 +127,10 @@ FACT_TYPES: tuple[FactType, ...] = (
     FactType(
         "procedure",
         # How to apply/enrol/transfer: plans set goals and rarely give an office's steps.
-        re.compile(r"(?:什么|啥|哪些)手续|手续(?:怎么|如何|去哪|在哪)|(?:怎么|如何)[^，。？?！!]{0,10}手续|(?:去|在|到)哪[里儿]?办|(?:怎么|如何)(?:办理|报名|报考|申请|考|注册|登录)|流程|(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
+        # 手续 only when its steps or place are asked (啥手续, 怎么办…手续, 去哪里办), not when mentioned
+        re.compile(r"(?:什么|啥|哪些)手续|手续(?:怎么|如何|去哪|在哪)|(?:怎么|如何)[^，。？?！!]{0,10}手续|"
+                   r"(?:去|在|到)哪[里儿]?办|(?:怎么|如何)(?:办理|报名|报考|申请|考|注册|登录)|流程|"
+                   r"(?:需要|要)(?:带|准备|提交|交)(?:什么|哪些)(?:材料|证件|资料|手续)?|"
                    r"what documents|how (?:do|can) i (?:apply|register|enrol)", re.I),
         re.compile(r"办理流程|申请材料|携带|持[^，。；]{1,12}(?:到|至)|登录[^，。；]{1,20}(?:报名|申请)|报名时间为"),
     ),
@@ -135,23 +151,9 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"地址|在哪里办公|办公地点|在哪儿办|\baddress\b", re.I),
         re.compile(r"[路街]\d+号|地址[:：]"),
     ),
-    FactType(
-        "amount",
-        # Any other "how many / how much" (多少节课, 多少米, 百分之多少, 给多少, 第几届): the types above
-        # name the common units, this one needs no list of them and asks only when none of them does
-        # (see :func:`expected_facts`). 几乎 is "almost"; 几年级 asks for a stage of school, 几月几号
-        # and 几点 for a date or a time.
-        re.compile(rf"{_NOT_HOW_MANY}(?:多少(?!少)|几(?![乎何时月号日点]|年级))|\bhow (?:many|much)\b", re.I),
-        # a figure that is not a year, a date or an article's number (第十二条); 每月300元 is one
-        re.compile(r"(?<![\d.])(?<!\d月)(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?(?![\d.]|\s*(?:月\s*\d|条|章))|"
-                   rf"第[{CN_NUMERAL}]+(?![条章])|(?<![一统进唯单同])[二两三四五六七八九十百千]+(?=[届期成倍遍])"),
-    ),
+    AMOUNT,
 )
 
-
-#: A figure of any kind: asked only when no type with a unit is (``学费多少钱`` asks for a price,
-#: which needs more than a figure).
-AMOUNT = FACT_TYPES[-1]
 
 # A yes/no question ("…分几个班，法律上允许吗？") asks whether a rule allows something, not for the
 # fact; so does one ending in a verb and 不 (网上能办不).

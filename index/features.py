@@ -21,6 +21,7 @@ import numpy as np
 
 from index.domain import Chunk, Document
 from index.places import Place, elsewhere, places_in
+from index.sentences import is_stub
 from index.titles import document_kind
 
 FEATURES: tuple[str, ...] = (
@@ -257,18 +258,6 @@ def _segment_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, default:
     best = np.maximum.reduceat(picked, np.cumsum(lengths) - lengths)
     out[nonempty] = np.where(np.isfinite(best), best, out[nonempty])
     return out
-
-
-#: Shorter than this, a line without a sentence end is a table cell or a label (小学段, 湖南小学).
-STUB_CHARS = 8
-_SENTENCE_END = tuple("。！？；!?;")
-
-
-def is_stub(sentence: str) -> bool:
-    """A table cell or a label rather than a statement: near any question that names its one or
-    two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers."""
-    text = sentence.strip()
-    return len(text) < STUB_CHARS and not text.endswith(_SENTENCE_END)
 
 
 def range_indices(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

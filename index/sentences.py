@@ -81,3 +81,14 @@ def _emit(out: list[Sentence], line: str, start: int, end: int, base: int) -> No
     if stripped:
         lead = len(chunk) - len(chunk.lstrip())
         out.append(Sentence(stripped, base + start + lead, base + start + lead + len(stripped)))
+
+
+#: Shorter than this, a line without a sentence end is a table cell or a label (小学段, 湖南小学).
+STUB_CHARS = 8
+
+
+def is_stub(sentence: str) -> bool:
+    """A table cell or a label rather than a statement: near any question that names its one or
+    two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers and nothing to quote."""
+    text = sentence.strip()
+    return len(text) < STUB_CHARS and not text.endswith(tuple(TERMINALS | _ASCII_TERMINALS))

@@ -120,11 +120,3 @@ def test_a_table_cell_naming_the_topic_is_no_answer(library_with_a_table):
     result = library_with_a_table.search("孩子几岁上小学", k=3)
     assert (result.hits[0].doc_id, result.hits[0].item_number) == ("yiwujiaoyufa-2018", 11)
     assert all(len(s) >= 8 for hit in result.hits for s in hit.sentences)
-
-
-def test_stubs_are_cells_and_labels_not_short_sentences():
-    from index.features import is_stub
-
-    assert is_stub("小学段") and is_stub("73.35") and is_stub("湖南小学")
-    assert not is_stub("强化体卫艺工作。") and not is_stub("校外培训机构；")
-    assert not is_stub("全市省二级以上幼儿园比例（%）")
