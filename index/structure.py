@@ -1,7 +1,8 @@
 """Parse the text of a policy document or law into a :class:`~index.domain.Document`.
 
 Two layouts are recognised. Work plans: sections ``一、``, sub-sections ``（一）``
-and numbered items ``1.`` / ``1、`` / ``（1）`` / ``【重点任务1】``. Laws: chapters
+and numbered items ``1.`` / ``1、`` / ``（1）`` / ``【重点任务1】``; a plan in parts
+(``第一部分``) has the parts as sections and their ``一、`` as sub-sections. Laws: chapters
 ``第X章`` (with optional ``第X节``) and articles ``第X条`` as items; in a law every
 other marker (``（一）``, ``1.``) is body text of its article. Markdown heading marks
 around markers are ignored, and a table of contents (dotted leaders and page
