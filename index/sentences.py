@@ -89,6 +89,12 @@ STUB_CHARS = 8
 
 def is_stub(sentence: str) -> bool:
     """A table cell or a label rather than a statement: near any question that names its one or
-    two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers and nothing to quote."""
+    two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers and nothing to quote.
+    A line of figures alone (2061/62.6) is a cell however long."""
     text = sentence.strip()
-    return len(text) < STUB_CHARS and not text.endswith(tuple(TERMINALS | _ASCII_TERMINALS))
+    if text.endswith(tuple(TERMINALS | _ASCII_TERMINALS)):
+        return False
+    return len(text) < STUB_CHARS or not _LETTER.search(text)
+
+
+_LETTER = re.compile(r"[^\W\d_]")
