@@ -274,7 +274,7 @@ def _faq(draft: Draft) -> Answer:
 def _abstain(draft: Draft) -> Answer:
     ph = draft.phrases
     hits = tuple(draft.result.hits[: draft.max_items]) if draft.result else ()
-    lines = [draft.intro or ph.abstain]
+    lines = [draft.intro or _why_not(draft)]
     if hits:
         lines.append(ph.suggest)
         lines += [ph.suggest_line.format(item=numbered(h.item_label, h.item_number, h.item_title), ref=hit_ref(h))
@@ -286,6 +286,16 @@ def _abstain(draft: Draft) -> Answer:
     confidence = draft.result.confidence if draft.result else 0.0
     # no citations: suggestions are not sources of an answer; hits lets `回复 N` find their document
     return Answer(text, "abstain", (), hits, confidence, True, truncated)
+
+
+def _why_not(draft: Draft) -> str:
+    """The decline's first line: which fact the documents do not give, when that is the reason
+    (幼儿园一个月收多少钱: the fee rules are there, an amount is not)."""
+    ph = draft.phrases
+    missing = [ph.fact_words[name] for name in (draft.result.unstated if draft.result else ())
+               if name in ph.fact_words]
+    sep = "、" if ph is ZH else " and "
+    return ph.abstain_unstated.format(what=sep.join(dict.fromkeys(missing))) if missing else ph.abstain
 
 
 @template("item")

@@ -18,6 +18,8 @@ class Phrases:
     next_part: str
     more: str
     abstain: str
+    abstain_unstated: str  # {what}: the facts asked that the documents do not give
+    fact_words: dict[str, str]  # index.facts type name -> what to call it in abstain_unstated
     no_more: str
     suggest: str
     suggest_line: str
@@ -44,6 +46,11 @@ ZH = Phrases(
     next_part="（内容较长，回复 {ref}-{part} 查看下一部分）",
     more="（内容较长，回复 {ref} 查看全文）",
     abstain="抱歉，现有文件中没有找到与此直接相关的内容。",
+    abstain_unstated="抱歉，现有文件中没有给出您问的{what}。",
+    fact_words={"price": "金额", "clock_time": "时间", "date": "日期", "year": "年份", "count": "数量",
+                "duration": "时长", "frequency": "频次", "age": "年龄", "score_line": "分数", "rate": "比例",
+                "person": "人员姓名", "procedure": "办理流程", "website": "网址或平台", "phone": "电话",
+                "address": "地址", "amount": "具体数字"},
     no_more="关于这个问题，文件中没有更多直接相关的内容了。",
     suggest="您可能想了解：",
     suggest_line="{item}（回复 {ref} 查看）",
@@ -83,6 +90,12 @@ EN = replace(
     next_part="(Continued: reply {ref}-{part} for the next part)",
     more="(Reply {ref} for the full text)",
     abstain="Sorry, the published documents do not cover this directly.",
+    abstain_unstated="Sorry, the published documents do not give the {what} you ask about.",
+    fact_words={"price": "amount of money", "clock_time": "time of day", "date": "date", "year": "year",
+                "count": "number", "duration": "length of time", "frequency": "frequency", "age": "age",
+                "score_line": "score", "rate": "share or rate", "person": "name", "procedure": "procedure",
+                "website": "website or app", "phone": "phone number", "address": "address",
+                "amount": "figure"},
     no_more="The documents say nothing more that bears directly on this.",
     suggest="Nearest items:",
     suggest_line="{item} (reply {ref})",

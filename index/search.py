@@ -47,12 +47,15 @@ from index.store import StoredIndex, load_index
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Hits best first; ``abstained`` means the documents do not answer (hits are then suggestions)."""
+    """Hits best first; ``abstained`` means the documents do not answer (hits are then suggestions);
+    ``unstated`` names the facts asked (``price``, ``date`` …: :mod:`index.facts`) that the top
+    item does not give, when that is why."""
 
     question: str
     hits: tuple[Hit, ...]
     confidence: float
     abstained: bool
+    unstated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class Searcher:
             return SearchResult(question, (), 0.0, True)
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
         facts = expected_facts(question)
-        stated = self.states_facts(facts, int(ranked.items[0]), ranked)
+        unstated = tuple(f.name for f in facts if not self.states_facts((f,), int(ranked.items[0]), ranked))
+        stated = not unstated
         if not (self.knows_words(ranked.query) and stated):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
         if not stated:
@@ -122,7 +126,7 @@ class Searcher:
         # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
         sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
         hits = tuple(self._hit(ranked, n, float(sure[n])) for n in range(min(k, len(ranked.items))))
-        return SearchResult(question, hits, round(confidence, 4), confidence < self.ranker.threshold)
+        return SearchResult(question, hits, round(confidence, 4), confidence < self.ranker.threshold, unstated)
 
     def rank(self, question: str, *, scope: str | None = None) -> Ranked | None:
         """Candidate items best first, their feature rows and ranker scores (None: nothing to search)."""

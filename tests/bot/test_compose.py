@@ -214,6 +214,16 @@ def test_a_suggested_article_shows_its_label_not_a_bare_digit():
     assert "第五条 本条例自2020年3月1日起施行（回复 MS5 查看）" in answer.text and "\n12. " not in answer.text
 
 
+def test_a_decline_for_an_unstated_fact_says_which_fact():
+    # 幼儿园一个月收多少钱: the fee rules are in the documents, an amount is not
+    result = replace(_result(seed_hit(12, confidence=0.1), abstained=True), unstated=("price",))
+    assert render("abstain", Draft(result=result)).text.startswith("抱歉，现有文件中没有给出您问的金额。\n")
+    both = replace(result, unstated=("date", "website"))
+    assert render("abstain", Draft(result=both)).text.startswith("抱歉，现有文件中没有给出您问的日期、网址或平台。")
+    english = render("abstain", Draft(result=result, lang="en")).text
+    assert english.startswith("Sorry, the published documents do not give the amount of money you ask about.")
+
+
 def test_abstain_opening_can_be_replaced():
     answer = render("abstain", Draft(result=_result(seed_hit(25), abstained=True), intro="没有更多了。"))
     assert answer.text.startswith("没有更多了。\n")

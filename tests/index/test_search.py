@@ -60,6 +60,11 @@ def test_unanswerable_questions_abstain_with_suggestions(searcher, question):
     assert all(h.sentences and all(s in TEXT for s in h.sentences) for h in result.hits)
 
 
+def test_a_decline_names_the_fact_the_top_item_does_not_give(searcher):
+    assert searcher.search("校服一套多少钱", k=3).unstated == ("price",)
+    assert searcher.search("明天天气怎么样", k=3).unstated == ()  # declined for its words, not a fact
+
+
 @pytest.mark.parametrize("question", ["", "   ", "？？！", "的了吗"])
 def test_empty_question_is_a_normal_abstention(searcher, question):
     result = searcher.search(question)
