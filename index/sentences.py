@@ -92,9 +92,10 @@ def is_stub(sentence: str) -> bool:
     two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers and nothing to quote.
     A line of figures alone (2061/62.6) is a cell however long."""
     text = sentence.strip()
-    if text.endswith(tuple(TERMINALS | _ASCII_TERMINALS)):
+    if text.endswith(_ENDS):
         return False
     return len(text) < STUB_CHARS or not _LETTER.search(text)
 
 
+_ENDS = tuple(TERMINALS | _ASCII_TERMINALS)
 _LETTER = re.compile(r"[^\W\d_]")
