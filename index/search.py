@@ -115,7 +115,7 @@ class Searcher:
             return SearchResult(question, (), 0.0, True)
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
         facts = expected_facts(question)
-        unstated = tuple(f.name for f in facts if not self.states_facts((f,), int(ranked.items[0]), ranked))
+        unstated = self.unstated_facts(facts, int(ranked.items[0]), ranked)
         stated = not unstated
         if not (self.knows_words(ranked.query) and stated):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
@@ -222,13 +222,17 @@ class Searcher:
 
     def states_facts(self, facts: Sequence[FactType], item: int, ranked: Ranked) -> bool:
         """False when the sentences quoted from ``item`` do not give every fact asked (``facts``:
-        :func:`index.facts.expected_facts` of the question). The quoted ones, not the whole item: a
-        long plan item or table holds some figure of nearly every kind, and the user sees only what
-        is quoted."""
+        :func:`index.facts.expected_facts` of the question)."""
+        return not self.unstated_facts(facts, item, ranked)
+
+    def unstated_facts(self, facts: Sequence[FactType], item: int, ranked: Ranked) -> tuple[str, ...]:
+        """The names of the ``facts`` that the sentences quoted from ``item`` do not give. The
+        quoted ones, not the whole item: a long plan item or table holds some figure of nearly every
+        kind, and the user sees only what is quoted."""
         if not facts:
-            return True
+            return ()
         shown = self._best_sentences(item, ranked)
-        return all(any(states_fact(t, fact) for t in shown) for fact in facts)
+        return tuple(fact.name for fact in facts if not any(states_fact(t, fact) for t in shown))
 
     # -- stages ---------------------------------------------------------------------------
 
