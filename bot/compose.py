@@ -294,8 +294,7 @@ def _why_not(draft: Draft) -> str:
     ph = draft.phrases
     missing = [ph.fact_words[name] for name in (draft.result.unstated if draft.result else ())
                if name in ph.fact_words]
-    sep = "、" if ph is ZH else " and "
-    return ph.abstain_unstated.format(what=sep.join(dict.fromkeys(missing))) if missing else ph.abstain
+    return ph.abstain_unstated.format(what=ph.fact_sep.join(dict.fromkeys(missing))) if missing else ph.abstain
 
 
 @template("item")

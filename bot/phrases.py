@@ -20,6 +20,7 @@ class Phrases:
     abstain: str
     abstain_unstated: str  # {what}: the facts asked that the documents do not give
     fact_words: dict[str, str]  # index.facts type name -> what to call it in abstain_unstated
+    fact_sep: str  # between two of them
     no_more: str
     suggest: str
     suggest_line: str
@@ -51,6 +52,7 @@ ZH = Phrases(
                 "duration": "时长", "frequency": "频次", "age": "年龄", "score_line": "分数", "rate": "比例",
                 "person": "人员姓名", "procedure": "办理流程", "website": "网址或平台", "phone": "电话",
                 "address": "地址", "amount": "具体数字"},
+    fact_sep="、",
     no_more="关于这个问题，文件中没有更多直接相关的内容了。",
     suggest="您可能想了解：",
     suggest_line="{item}（回复 {ref} 查看）",
@@ -96,6 +98,7 @@ EN = replace(
                 "score_line": "score", "rate": "share or rate", "person": "name", "procedure": "procedure",
                 "website": "website or app", "phone": "phone number", "address": "address",
                 "amount": "figure"},
+    fact_sep=" and ",
     no_more="The documents say nothing more that bears directly on this.",
     suggest="Nearest items:",
     suggest_line="{item} (reply {ref})",
