@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from index.domain import Document
-from index.features import TermIndex, _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
+from index.features import TermIndex, _item_numbers, _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
 from index.titles import document_kind
 
 
@@ -122,6 +122,16 @@ def test_gram_counts_are_the_shared_bigrams_of_each_item(searcher, question):
     counts = lib.gram_counts(grams)
     expected = [len(set(grams) & set(bigrams(text))) for text in lib.item_text]
     assert counts.tolist() == expected
+
+
+@pytest.mark.parametrize("question", ["新建30所中小学", "80%的孩子上普惠园", "50%的幼儿", "没有数字的问题"])
+def test_quantities_read_only_where_the_postings_find_them_score_as_reading_every_item(searcher, question):
+    lib = searcher.library
+    norm = searcher.tokenizer.normalize(question)
+    items = np.arange(len(lib.item_text))
+    expected = _numbers(norm, lib.item_text).tolist()
+    assert _item_numbers(norm, lib, items).tolist() == expected
+    assert any(expected) == (question != "没有数字的问题")  # the fixtures do state these quantities
 
 
 def test_only_a_local_document_is_about_a_place():
