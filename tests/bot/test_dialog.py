@@ -136,6 +136,12 @@ def test_abstains_with_suggestions_and_contact(chat):
     assert not quoted_lines(answer.text)
 
 
+def test_a_question_for_a_fact_the_plan_does_not_give_is_told_which(chat):
+    answer = chat.say("校服一套多少钱")
+    assert answer.abstained and answer.text.startswith("抱歉，现有文件中没有给出您问的金额。\n")
+    assert not quoted_lines(answer.text)
+
+
 def test_no_contact_line_unless_one_is_configured(searcher):
     # the bot serves any bureau's library: it never names one on its own
     answer = Dialog(lambda: searcher).respond(Question("web", "u", "明天天气怎么样"))
