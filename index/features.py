@@ -70,6 +70,7 @@ class Query:
     unseen: float = 0.0    # IDF-weighted share of the question's terms that no document contains
     elsewhere: bool = False  # it names places, none of them one a local document is about
     years_on: int | None = None  # 今年 0, 去年 -1, 明年 1: from the newest yearly document of each kind
+    terms_text: str = ""   # ``text`` without the document names in it: what the lexical evidence reads
 
 
 def doc_aliases(doc: Document) -> tuple[str, ...]:
@@ -87,6 +88,13 @@ def doc_aliases(doc: Document) -> tuple[str, ...]:
         if is_law(doc) and len(rest) >= 4:
             names.add(rest)
     return tuple(sorted((n for n in names if len(n) >= 2), key=len, reverse=True))
+
+
+def _name_pattern(names: Sequence[str]) -> re.Pattern | None:
+    """One document's names, longest first; a name ending in 法 not read inside 法律, 法规 …
+    (教师法律责任 does not name 教师法)."""
+    alternatives = [re.escape(n) + ("(?![律规人院官定])" if n.endswith("法") else "") for n in names]
+    return re.compile("|".join(alternatives)) if alternatives else None
 
 
 def _title_place(title: str) -> tuple[Place, ...]:
@@ -117,6 +125,7 @@ class Library:
         first = [chunks[lo] for lo, _ in item_chunk]
         self.item_doc = np.array([by_id.get(c.doc_id, -1) for c in first], dtype=np.int64)
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
+        self._names = [_name_pattern(names) for names in self.aliases]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
         self.doc_kind = np.array([document_kind(d.title) for d in documents], dtype=object)
@@ -155,7 +164,17 @@ class Library:
 
     def named_docs(self, norm_question: str) -> np.ndarray:
         """Per document: 1 when the question names it (its title, short title or place)."""
-        return np.array([any(a in norm_question for a in names) for names in self.aliases], dtype=np.float32)
+        return np.array([bool(p and p.search(norm_question)) for p in self._names], dtype=np.float32)
+
+    def without_names(self, norm_question: str) -> str:
+        """``norm_question`` with the document names it holds blanked out, for the lexical evidence:
+        a name says which document (``doc_named``), not which of its items. In 义务教育法施行日期
+        the name's words are in every article of that law and the one that answers (本法自…起施行)
+        had the fewest of them."""
+        for pattern in self._names:
+            if pattern:
+                norm_question = pattern.sub(" ", norm_question)
+        return norm_question
 
 
 def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lexical: np.ndarray,
@@ -193,7 +212,7 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
         "lex_rr": _reciprocal_rank(_rel(bm_item) + _rel(big)),
         "coverage": _coverage(q.tokens, lib.item_terms, items, idf),
         "title_coverage": _coverage(q.tokens, lib.title_terms, items, idf),
-        "bigram_coverage": _gram_coverage(bigrams(q.text), lib, items),
+        "bigram_coverage": _gram_coverage(bigrams(q.terms_text or q.text), lib, items),
         "numbers": _item_numbers(q.text, lib, items),
         "doc_named": doc_named, "other_doc_named": other_named.astype(np.float32),
         # a local document answers for its own place only; a national law for every place

@@ -147,7 +147,7 @@ class Searcher:
         """The items worth scoring for ``query`` and their feature rows (see :mod:`index.features`)."""
         s = self.settings
         expansion = self._bm25(query.expansion)
-        bigram = self.library.bigram_scores(bigrams(query.text))
+        bigram = self.library.bigram_scores(bigrams(query.terms_text))
         # below the HNSW size FAISS compares every vector anyway: one product gives both the dense
         # candidates and every chunk's cosine
         every = self._vectors @ query.vector if self._exact else None
@@ -179,9 +179,15 @@ class Searcher:
 
     def _query(self, question: str) -> Query:
         norm, tokens, expansion = self.tokenizer.question_terms(question)
-        return Query(text=norm, tokens=tuple(tokens), expansion=tuple(expansion),
+        # the lexical evidence reads the question without the document names in it (unless
+        # that leaves nothing: 义务教育法 alone still finds its articles by their words)
+        rest = self.library.without_names(norm)
+        own = self.tokenizer.tokens(rest) if rest != norm else tokens
+        if not own:
+            rest, own = norm, tokens
+        return Query(text=norm, tokens=tuple(own), expansion=tuple(expansion),
                      vector=self._query_vector(norm), year=named_year(question), years_on=years_on(question),
-                     unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(norm))
+                     unseen=self._unseen(tokens), elsewhere=self.library.asks_elsewhere(norm), terms_text=rest)
 
     def _unseen(self, tokens: Sequence[str]) -> float:
         terms = set(tokens)

@@ -43,6 +43,33 @@ def test_a_question_naming_a_document_is_answered_from_it(library, question, doc
     assert library.search(question, k=3).hits[0].doc_id == doc_id
 
 
+def test_a_documents_name_is_left_out_of_the_words_matched_within_it(library):
+    # every article of 教师法 holds 教师; the one on pay (第七条 按时获取工资报酬) holds 工资
+    query = library.rank("教师法对老师的工资是怎么规定的").query
+    assert "教师法" not in query.terms_text and "工资" in query.tokens
+    assert library.library.named_docs(query.text).sum() == 1
+    hit = library.search("教师法对老师的工资是怎么规定的", k=1).hits[0]
+    assert (hit.doc_id, hit.item_number) == ("jiaoshifa", 7)
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("义务教育法对免试入学怎么规定的", True),
+    ("中华人民共和国义务教育法第十二条", True),
+    ("老师打学生要负什么教师法律责任", False),  # 教师法律 is not 教师法
+    ("学校的教师法规汇编在哪看", False),  # nor 教师法规
+])
+def test_a_name_ending_in_fa_is_not_read_inside_falv_or_fagui(library, question, named):
+    lib = library.library
+    norm = library.tokenizer.normalize(question)
+    assert bool(lib.named_docs(norm).sum()) is named
+    assert (lib.without_names(norm) != norm) is named
+
+
+def test_a_question_that_is_only_a_name_keeps_its_words(library):
+    query = library.rank("义务教育法").query
+    assert query.tokens and query.terms_text == query.text
+
+
 def test_refs_are_unique_and_open_their_item(library):
     refs = {}
     for doc in library.documents:
