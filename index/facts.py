@@ -32,7 +32,7 @@ class FactType:
 # makes it a frequency (多久联系一次).
 # 好几年, 这几个, 前几天, 接收了几个: "a few", told not asked; 哪几 asks which ones
 _NOT_HOW_MANY = r"(?<![哪了好这那前少])"
-_HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|学期|学时|课时)(?!级|岁))"
+_HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|分钟|学期|学时|课时)(?!级|岁))"
 _ONCE = r"[^，。？?！!]{0,10}一次"
 
 #: A figure of any kind, the last of :data:`FACT_TYPES`: asked only when no type with a unit is
@@ -89,7 +89,7 @@ FACT_TYPES: tuple[FactType, ...] = (
         # …一次 after it asks how often (a frequency, below), not how long
         re.compile(rf"{_HOW_LONG}(?!{_ONCE})|how long|how many (?:minutes|hours|days|weeks|months|years)\b", re.I),
         # a year (2020年) or a day of a month (9月10日) is not a length of time
-        re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|学时|课时)"),
+        re.compile(r"(?<![\d.月])(?!(?:19|20)\d{2}\s*年)\d+(?:\.\d+)?\s*(?:天|日|个月|年|周|小时|分钟|学时|课时)"),
     ),
     FactType(
         "frequency",
@@ -106,7 +106,7 @@ FACT_TYPES: tuple[FactType, ...] = (
     ),
     FactType(
         "score_line",
-        re.compile(r"分数线|录取分|(?:多少|几)分|最低分|控制线|满分"),
+        re.compile(r"分数线|录取分|(?:多少|几)分(?!钟)|最低分|控制线|满分"),
         re.compile(r"\d{1,3}\s*分(?!之)"),
     ),
     FactType(

@@ -26,6 +26,7 @@ def _names(question: str) -> list[str]:
     ("一个班有几个老师", ["count"]),
     ("孩子满几周岁入学", ["age"]),                       # 几周岁 is an age, not a number of weeks
     ("要等几周", ["duration"]),
+    ("网课一节课几分钟", ["duration"]),                  # minutes: a length of time, not a score (几分)
     ("how many hours of training a year", ["duration"]),
     ("how much does a kindergarten charge", ["price"]),
     ("报名要准备哪些材料", ["procedure"]),
@@ -103,6 +104,7 @@ def test_a_year_is_not_a_length_of_time():
     assert states_fact("三十日内作出决定", duration)
     assert not states_fact("到2020年，完成公费定向培养计划", duration)
     assert not states_fact("每年九月十日为教师节。", duration)  # a date
+    assert states_fact("线上培训每课时不超过30分钟", duration)
     (how_often,) = expected_facts("多久要跟孩子联系一次")  # a frequency, not a duration
     assert how_often.name == "frequency"
     assert states_fact("与未成年人至少每周联系和交流一次", how_often)
