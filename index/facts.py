@@ -32,7 +32,8 @@ class FactType:
 # makes it a frequency (多久联系一次).
 # 好几年, 这几个, 前几天, 接收了几个: "a few", told not asked; 哪几 asks which ones
 _NOT_HOW_MANY = r"(?<![哪了好这那前少])"
-_HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:天|年|个月|周|星期|小时|钟头|分钟|学期|学时|课时)(?!级|岁))"
+_UNITS_OF_TIME = "天|年|个月|周|星期|小时|钟头|分钟|学期|学时|课时"
+_HOW_LONG = rf"(?:多久|多长时间|{_NOT_HOW_MANY}(?:几|多少)个?(?:{_UNITS_OF_TIME})(?!级|岁))"
 _ONCE = r"[^，。？?！!]{0,10}一次"
 
 #: A figure of any kind, the last of :data:`FACT_TYPES`: asked only when no type with a unit is
@@ -55,7 +56,7 @@ FACT_TYPES: tuple[FactType, ...] = (
         re.compile(r"多少钱|(?:学费|收费|费用|价格|保教费|保育费|伙食费|工资|薪资|薪水|补贴|补助|奖金|经费|资金|投入)"
                    r"[^，。？?！!]{0,8}(?:多少|几)|(?:多少|几)(?:亿|万)元?|要交多少|交多少|"
                    r"how much (?:does|is|are|do)[^.?!。？！]{0,60}(?:cost|fee|charge|pay)", re.I),
-        re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|亿元|块)|收费标准为|每生每"),
+        re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|亿元|块)|收费标准为|每生每|[（(](?:万元|亿元|元)[）)][^。]{0,40}?\d"),
     ),
     FactType(
         "clock_time",
@@ -82,7 +83,8 @@ FACT_TYPES: tuple[FactType, ...] = (
         "count",
         re.compile(rf"{_NOT_HOW_MANY}(?:多少|几)(?:所|家|个|名|人|项|座|间|位|科|门|次|万个|万人)(?!月|年级|小时|钟头|星期|学期)"
                    r"|how many(?! (?:minutes|hours|days|weeks|months|years)\b)", re.I),
-        re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)"),
+        re.compile(r"\d+(?:\.\d+)?\s*万?(?:所|家|个|名|人|项|座|间|位|科|门|次|余)|"
+                   r"[（(]万?(?:所|家|个|名|人|项|座|间|位|次)(?:/[^）)]{0,4})?[）)][^。]{0,40}?\d"),
     ),
     FactType(
         "duration",
@@ -114,7 +116,8 @@ FACT_TYPES: tuple[FactType, ...] = (
         # a share asked for (升学率多少, 占比是多少): answered by a percentage or a ratio (生师比
         # 13:1), not by a score
         re.compile(r"上线率|升学率|录取率|(?:率|比例|占比|比重)[^，。？?！!]{0,6}(?:多少|几成)|百分之几"),
-        re.compile(r"\d+(?:\.\d+)?\s*%|\d+\s*成|\d+\s*[:：比]\s*\d+"),
+        # a table row gives its unit once, in the label: 入园率（%） | 2025目标: 99.8
+        re.compile(r"\d+(?:\.\d+)?\s*%|\d+\s*成|\d+\s*[:：比]\s*\d+|[（(]%[）)][^。]{0,40}?\d"),
     ),
     FactType(
         "person",

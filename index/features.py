@@ -138,6 +138,9 @@ class Library:
         self.item_terms, self.title_terms = TermIndex(self.item_text), TermIndex(self.title_text)
         self.log_length = np.log1p(np.array([len(c.text) for c in first], dtype=np.float32))
         self.stub = np.array([c.kind == "sentence" and is_stub(c.text) for c in chunks], dtype=bool)
+        # a table row (index.tables) is quoted but is no evidence for the best sentence: its header
+        # names and figures are near almost any question to the embedder (README "Measured")
+        self.silent = self.stub | np.array([c.kind == "sentence" and " | " in c.text for c in chunks], dtype=bool)
         grams = [bigrams(t) for t in self.item_text]
         self.bigram = bm25s.BM25()
         self.bigram.index([g or [""] for g in grams], show_progress=False)
@@ -194,7 +197,7 @@ def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lex
     n = len(items)
     lo, hi = lib.item_chunk[items, 0], lib.item_chunk[items, 1]
     cos_item = sims[lo]
-    cos_sent = _segment_max(sims, lo + 1, hi, default=cos_item, skip=lib.stub)
+    cos_sent = _segment_max(sims, lo + 1, hi, default=cos_item, skip=lib.silent)
     bm_item = lexical[lo]
     bm_sent = _segment_max(lexical, lo + 1, hi, default=bm_item)
     big = bigram[items]

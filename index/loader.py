@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import CorpusError
+from index.tables import rebuild_cell_tables
 
 if TYPE_CHECKING:
     from docx.table import Table, _Row
@@ -61,6 +62,8 @@ def load_text(path: Path) -> LoadedText:
     data = _read_bytes(path)
     encoding = text_encoding(path, data) if fmt in _PLAIN else ""
     text = _normalise(reader(path, data))
+    if fmt != "docx":  # a .docx table is read row by row already; text gives one cell per line
+        text = rebuild_cell_tables(text)
     if not text.strip():
         raise CorpusError(f"{path} is empty")
     return LoadedText(text=text, format=fmt, source=str(path), encoding=encoding)

@@ -54,7 +54,7 @@ _TITLE_CUT = 24
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 5  # 5: a plan in parts (第一部分 …) has the parts as its sections; 一. opens a section
+PARSER_VERSION = 6  # 6: a plain-text table given one cell per line is read row by row (index.tables)
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:
