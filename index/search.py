@@ -296,8 +296,8 @@ class Searcher:
         # what it says, and the citation shows it already: quoted only when nothing else is
         # there. A law's article has no title: its first sentence is content.
         head = self.stored.chunks[lo]
-        if not _ARTICLE_LABEL.match(head.item_label):
-            title = head.item_title.rstrip("。.")
+        title = head.item_title.rstrip("。.")
+        if not _ARTICLE_LABEL.match(head.item_label) and _is_heading(title):
             score[[c.text.rstrip("。.") == title for c in self.stored.chunks[lo + 1:hi]]] = -1.0
         score[self.library.stub[lo + 1:hi]] = -1.0  # a table cell or a label on its own line says nothing
         best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
@@ -372,6 +372,15 @@ def _unit(values: np.ndarray) -> np.ndarray:
     if hi <= lo:
         return np.ones_like(values) if hi > 0 else np.zeros_like(values)
     return (values - lo) / (hi - lo)
+
+
+MAX_HEADING_CHARS = 20  # the plans' item titles: 6–16 characters, a few up to 21 (重大项目:改扩建154个学校项目)
+
+
+def _is_heading(title: str) -> bool:
+    """A title that names the item (办好普惠优质学前教育), not a notice's opening rule (各县市区不再审批
+    新的面向义务教育阶段学生的学科类校外培训机构; 对原备案的线上机构，改为审批制), which is content."""
+    return len(title) <= MAX_HEADING_CHARS and not any(mark in title for mark in "，,；;…")
 
 
 _ARTICLE_LABEL = re.compile(r"第.{1,8}条")
