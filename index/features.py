@@ -126,6 +126,9 @@ class Library:
         self.item_doc = np.array([by_id.get(c.doc_id, -1) for c in first], dtype=np.int64)
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
         self._names = [_name_pattern(names) for names in self.aliases]
+        places = [{n for p in _title_place(d.title) for n in (p.name, p.short)} for d in documents]
+        self._titles = [_name_pattern([a for a in names if a not in own]) for names, own in zip(self.aliases, places,
+                                                                                              strict=True)]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
         self.doc_kind = np.array([document_kind(d.title) for d in documents], dtype=object)
@@ -168,6 +171,10 @@ class Library:
     def named_docs(self, norm_question: str) -> np.ndarray:
         """Per document: 1 when the question names it (its title, short title or place)."""
         return np.array([bool(p and p.search(norm_question)) for p in self._names], dtype=np.float32)
+
+    def titled_docs(self, norm_question: str) -> np.ndarray:
+        """Per document: whether the question names it by its title (学前教育条例), not only by its place."""
+        return np.array([bool(p and p.search(norm_question)) for p in self._titles], dtype=bool)
 
     def without_names(self, norm_question: str) -> str:
         """``norm_question`` with the document names it holds blanked out, for the lexical evidence:

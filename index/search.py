@@ -116,6 +116,8 @@ class Searcher:
         confidence = self.ranker.confidence(ranked.features, ranked.scores)
         facts = expected_facts(question)
         unstated = self.unstated_facts(facts, int(ranked.items[0]), ranked)
+        if unstated:
+            ranked, unstated = self._from_the_titled_document(facts, ranked, unstated)
         stated = not unstated
         if not (self.knows_words(ranked.query) and stated):
             confidence = min(confidence, UNSTATED_FACT_CONFIDENCE)
@@ -216,6 +218,21 @@ class Searcher:
         chunk = self.stored.chunks[self._item_chunk[item][0]]
         return RankedItem(doc_id=chunk.doc_id, number=chunk.item_number, locator=chunk.item_locator,
                           text=chunk.text, shown="\n".join(self._best_sentences(item, ranked)))
+
+    def _from_the_titled_document(self, facts: Sequence[FactType], ranked: Ranked, unstated: tuple[str, ...]
+                                  ) -> tuple[Ranked, tuple[str, ...]]:
+        """When the question names a document by its title and asks a fact the top item does not
+        state, the first of the next candidates from that document that states it answers
+        (学前教育条例哪天起施行: 第二条 is nearest to the words, 第八条 本条例自…起施行 answers)."""
+        titled = self.library.titled_docs(ranked.query.text)
+        if not titled.any():
+            return ranked, unstated
+        for n in range(1, min(TITLED_LOOKAHEAD, len(ranked.items))):
+            item = int(ranked.items[n])
+            if titled[self.library.item_doc[item]] and self.states_facts(facts, item, ranked):
+                order = np.r_[n, np.delete(np.arange(len(ranked.items)), n)]
+                return Ranked(ranked.query, ranked.items[order], ranked.features[order], ranked.scores[order]), ()
+        return ranked, unstated
 
     def knows_words(self, query: Query) -> bool:
         """False when no word of the question, nor any term it expands to, occurs in the library
@@ -374,6 +391,9 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
+# A question naming a document may be answered by one of its first five candidates (before: 1);
+# by any document, that answered unanswerable questions (README "Measured")
+TITLED_LOOKAHEAD = 5
 MAX_HEADING_CHARS = 20  # the plans' item titles: 6–16 characters, a few up to 21 (重大项目:改扩建154个学校项目)
 
 

@@ -147,3 +147,38 @@ def test_a_table_cell_naming_the_topic_is_no_answer(library_with_a_table):
     result = library_with_a_table.search("孩子几岁上小学", k=3)
     assert (result.hits[0].doc_id, result.hits[0].item_number) == ("yiwujiaoyufa-2018", 11)
     assert all(len(s) >= 8 for hit in result.hits for s in hit.sentences)
+
+
+REGULATION = """衡阳市学前教育条例
+第一章　总则
+第一条　为了促进本市学前教育事业发展，根据《中华人民共和国教育法》等法律、法规，结合本市实际，制定本条例。
+第二条　本条例适用于本市行政区域内的学前教育及其管理活动。本条例所称学前教育，是指对三周岁以上学龄前儿童实施的保育和教育。
+第三条　市、县（市、区）人民政府应当将学前教育纳入国民经济和社会发展规划。
+第四条　幼儿园每班幼儿人数，小班不超过二十五人，中班不超过三十人，大班不超过三十五人。
+第二章　附则
+第五条　本条例自2020年3月1日起施行。
+"""
+
+
+@pytest.fixture(scope="module")
+def library_with_a_regulation(tmp_path_factory, embedding_cache):
+    folder = tmp_path_factory.mktemp("regulation")
+    (folder / "hengyang-preschool.txt").write_text(REGULATION, encoding="utf-8")
+    return _searcher(tmp_path_factory, embedding_cache, SEED, LAW, folder / "hengyang-preschool.txt")
+
+
+@pytest.mark.parametrize("question", ["学前教育条例哪天起施行", "衡阳市学前教育条例什么时候开始施行"])
+def test_a_question_naming_a_document_is_answered_by_its_item_stating_the_fact(library_with_a_regulation,
+                                                                               question):
+    result = library_with_a_regulation.search(question, k=3)
+    top = result.hits[0]
+    assert not result.abstained and (top.doc_id, top.item_number) == ("hengyang-preschool", 5)
+
+
+def test_a_place_alone_does_not_name_the_document_for_that(library_with_a_regulation):
+    lib = library_with_a_regulation.library
+    norm = library_with_a_regulation.tokenizer.normalize
+    titled = dict(zip((d.doc_id for d in library_with_a_regulation.stored.documents),
+                      lib.titled_docs(norm("衡阳幼儿园一个班多少人")), strict=True))
+    assert not any(titled.values())
+    assert lib.named_docs(norm("衡阳幼儿园一个班多少人")).sum() >= 2  # the plan and the regulation, by place
