@@ -105,6 +105,11 @@ def test_a_year_is_not_a_length_of_time():
     assert not states_fact("到2020年，完成公费定向培养计划", duration)
     assert not states_fact("每年九月十日为教师节。", duration)  # a date
     assert states_fact("线上培训每课时不超过30分钟", duration)
+    (how_often,) = expected_facts("多久要跟孩子联系一次")  # a frequency, not a duration
+    assert how_often.name == "frequency"
+    assert states_fact("与未成年人至少每周联系和交流一次", how_often)
+    assert states_fact("每3个月检查一次", how_often)
+    assert not states_fact("与未成年人经常联系", how_often)
 
 
 def test_a_notice_states_a_procedure_as_a_list_after_a_colon():
@@ -112,11 +117,6 @@ def test_a_notice_states_a_procedure_as_a_list_after_a_colon():
     assert states_fact("所需材料：户口簿、房产证或租赁备案证明、适龄儿童出生证明。", procedure)
     assert states_fact("报名程序：网上填报、现场审核、公布结果。", procedure)
     assert not states_fact("学校应当建立学生档案管理制度。", procedure)
-    (how_often,) = expected_facts("多久要跟孩子联系一次")  # a frequency, not a duration
-    assert how_often.name == "frequency"
-    assert states_fact("与未成年人至少每周联系和交流一次", how_often)
-    assert states_fact("每3个月检查一次", how_often)
-    assert not states_fact("与未成年人经常联系", how_often)
 
 
 def test_a_score_is_stated_in_points_and_a_rate_in_percent_not_each_other():
