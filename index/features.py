@@ -126,9 +126,10 @@ class Library:
         self.item_doc = np.array([by_id.get(c.doc_id, -1) for c in first], dtype=np.int64)
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
         self._names = [_name_pattern(names) for names in self.aliases]
+        self._any_name = _name_pattern(sorted({a for names in self.aliases for a in names}, key=len, reverse=True))
         places = [{n for p in _title_place(d.title) for n in (p.name, p.short)} for d in documents]
-        self._titles = [_name_pattern([a for a in names if a not in own]) for names, own in zip(self.aliases, places,
-                                                                                              strict=True)]
+        self._titles = [_name_pattern([a for a in names if a not in own])
+                        for names, own in zip(self.aliases, places, strict=True)]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
         self.doc_kind = np.array([document_kind(d.title) for d in documents], dtype=object)
@@ -181,10 +182,7 @@ class Library:
         a name says which document (``doc_named``), not which of its items. In 义务教育法施行日期
         the name's words are in every article of that law and the one that answers (本法自…起施行)
         had the fewest of them."""
-        for pattern in self._names:
-            if pattern:
-                norm_question = pattern.sub(" ", norm_question)
-        return norm_question
+        return self._any_name.sub(" ", norm_question) if self._any_name else norm_question
 
 
 def features(lib: Library, q: Query, items: np.ndarray, *, sims: np.ndarray, lexical: np.ndarray,

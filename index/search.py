@@ -391,8 +391,8 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
-# A question naming a document may be answered by one of its first five candidates (before: 1);
-# by any document, that answered unanswerable questions (README "Measured")
+# How far down a question that names a document by its title looks for that document's item
+# stating the fact asked (any document's, or a place as the name, answered unanswerable questions)
 TITLED_LOOKAHEAD = 5
 MAX_HEADING_CHARS = 20  # the plans' item titles: 6–16 characters, a few up to 21 (重大项目:改扩建154个学校项目)
 

@@ -38,13 +38,10 @@ def rebuild_cell_tables(text: str) -> str:
         end = n
         while end < len(lines) and _is_cell(lines[end]):
             end += 1
+        end = max(end, n + 1)  # a line that is no cell passes through alone
         rows = _rows([line.strip() for line in lines[n:end]]) if end - n >= MIN_CELLS else None
-        if rows:
-            out += rows
-            n = end
-        else:
-            out.append(lines[n])
-            n += 1
+        out += rows or lines[n:end]  # a run that opens no table stays as it was, whole
+        n = end
     return "\n".join(out)
 
 
