@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import CorpusError
+from index.lines import OPENS_PART
 from index.tables import rebuild_cell_tables
 
 if TYPE_CHECKING:
@@ -278,12 +279,6 @@ def _row_cells(row: _Row) -> list[str]:
 
 # -- pdf --------------------------------------------------------------------------------------
 
-# Lines starting like these begin a new paragraph even after a full-width line
-# (index.structure holds the authoritative patterns; this only guides re-wrapping).
-_MARKER = re.compile(
-    r"\s*(?:[一二三四五六七八九十百]{1,4}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|\d{1,3}(?:[.．](?!\d)|、)"
-    r"|第[一二三四五六七八九十百千零〇\d]{1,7}[章节条]|【[^】]{0,12}】|附件)"
-)
 _ENDS_PARAGRAPH = tuple("。！？；：:")
 _PAGE_NUMBER = re.compile(
     r"\s*(?:[-—–－]\s*\d{1,4}\s*[-—–－]|\d{1,4}|第\s*\d{1,4}\s*页.{0,8}|\d{1,4}\s*/\s*\d{1,4})\s*"
@@ -359,7 +354,7 @@ def _reflow(lines: list[str]) -> str:
 def _breaks(previous: str, line: str, full: int) -> bool:
     if _width(previous) < full - 6:  # three CJK characters short of the margin: paragraph ended
         return True
-    return previous.endswith(_ENDS_PARAGRAPH) and _MARKER.match(line) is not None
+    return previous.endswith(_ENDS_PARAGRAPH) and OPENS_PART.match(line) is not None
 
 
 def _full_width(lines: list[str]) -> int:

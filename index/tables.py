@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 
+from index.lines import OPENS_PART
+
 MIN_CELLS = 8  # fewer short lines than this are a list or a signature, not a table
 MIN_ROWS = 3
 MAX_CELL = 40  # characters; a longer line is prose
-_STRUCTURE = re.compile(r"\s*(?:[一二三四五六七八九十百]{1,4}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|"
-                        r"\d{1,3}[.．、](?!\d)|第[一二三四五六七八九十百千零〇\d]{1,7}[章节条部]|附件|【)")
 _SENTENCE_END = ("。", "！", "？", "；", "：", ":", "!", "?", ";")
 _NO_VALUE = re.compile(r"[—－\-/／]+")
 
@@ -48,7 +48,7 @@ def rebuild_cell_tables(text: str) -> str:
 def _is_cell(line: str) -> bool:
     cell = line.strip()
     return (0 < len(cell) <= MAX_CELL and "|" not in cell and not cell.endswith(_SENTENCE_END)
-            and not _STRUCTURE.match(cell))
+            and not OPENS_PART.match(cell))
 
 
 def _is_value(cell: str) -> bool:
