@@ -24,7 +24,8 @@ from index.embed import DEFAULT_EMBEDDER
 from index.embed_cache import EmbeddingCache
 from index.errors import CorpusError
 from index.loader import SUPPORTED_FORMATS
-from index.store import new_version
+from index.refs import document_codes
+from index.store import current_version, new_version, version_manifest
 
 #: ``progress(stage, done, total)``: stages ``embed`` (texts embedded of those not cached) and ``bm25``.
 Progress = Callable[[str, int, int], None]
@@ -96,9 +97,17 @@ def build_from_documents(documents: Sequence[Document], data_dir: Path, *, embed
             "faiss": "hnsw" if len(chunks) >= HNSW_THRESHOLD else "flat",
             "counts": _counts(documents, chunks),
             "documents": [_document_summary(d) for d in documents],
+            "codes": document_codes(documents, keep=served_codes(data_dir)),
         }
         return version.save(documents=documents, chunks=chunks, vectors=vectors, dense=_faiss(vectors),
                             lexical=lexical, manifest=manifest)
+
+
+def served_codes(data_dir: Path) -> dict[str, str]:
+    """The document codes of the served version (doc_id → code, see :mod:`index.refs`): a new
+    version keeps them, so a reference given to a user yesterday opens the same item today."""
+    codes = version_manifest(data_dir, current_version(data_dir)).get("codes")
+    return codes if isinstance(codes, dict) else {}
 
 
 def default_cache_dir(data_dir: Path) -> Path:

@@ -2,16 +2,18 @@
 
 ``YW11`` is article 11 of 《中华人民共和国义务教育法》; ``HY12`` item 12 of the 衡阳 plan. The
 code is the pinyin initials of the document's short title (its name without
-中华人民共和国, years and brackets), so it reads as the document and stays the same
-from one index version to the next; codes that collide take a third initial, then a
-letter. Items go by their own numbers when these are unique in the document (laws,
-most plans), else by position (plans whose numbering restarts in every section).
+中华人民共和国, years and brackets), so it reads as the document; codes that collide take a
+third initial, then a letter. A document keeps its code from one index version to the next
+(the build passes the served version's codes as ``keep``), so a reference a user was given
+still opens the same item after other documents are added. Items go by their own numbers when
+these are unique in the document (laws, most plans), else by position (plans whose numbering
+restarts in every section).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import product
 from string import ascii_uppercase
 
@@ -19,17 +21,25 @@ from pypinyin import Style, lazy_pinyin
 
 from index.domain import Document, WorkItem
 
+_CODE = re.compile(r"[A-Z]{1,3}")  # what REF reads before the number
 _NOISE = re.compile(r"中华人民共和国|[《》“”\"（）()\[\]【】\d\s]|年")
 
 
-def document_codes(documents: Sequence[Document]) -> dict[str, str]:
-    """doc_id → code, unique across ``documents`` (assigned in doc_id order, so stable)."""
+def document_codes(documents: Sequence[Document], keep: Mapping[str, str] | None = None) -> dict[str, str]:
+    """doc_id → code, unique across ``documents``: the code ``keep`` gives a document (its code
+    in the served version) if it is still a valid, unclaimed code; the others in doc_id order,
+    each the first free one of its candidates, so the result does not depend on input order."""
+    ids = {d.doc_id for d in documents}
     codes: dict[str, str] = {}
     taken: set[str] = set()
+    for doc_id, code in sorted((keep or {}).items()):
+        if doc_id in ids and isinstance(code, str) and _CODE.fullmatch(code) and code not in taken:
+            codes[doc_id] = code
+            taken.add(code)
     for doc in sorted(documents, key=lambda d: d.doc_id):
-        code = next(c for c in _candidates(_initials(doc.title) or "D") if c not in taken)
-        codes[doc.doc_id] = code
-        taken.add(code)
+        if doc.doc_id not in codes:
+            codes[doc.doc_id] = code = next(c for c in _candidates(_initials(doc.title) or "D") if c not in taken)
+            taken.add(code)
     return codes
 
 
@@ -52,9 +62,11 @@ def item_ordinal(doc: Document, item: WorkItem | None) -> str:
     return dict(zip(doc.items, _ordinals(doc), strict=True))[item]
 
 
-def library_refs(documents: Sequence[Document]) -> dict[str, tuple[Document, WorkItem]]:
-    """Every reference of the library and the item it opens (one pass; build once per index)."""
-    codes = document_codes(documents)
+def library_refs(documents: Sequence[Document], codes: Mapping[str, str] | None = None
+                 ) -> dict[str, tuple[Document, WorkItem]]:
+    """Every reference of the library and the item it opens (one pass; build once per index).
+    ``codes``: the version's document codes (its manifest's), or None to assign them afresh."""
+    codes = document_codes(documents, keep=codes)
     return {f"{codes[doc.doc_id]}{ordinal}": (doc, item)
             for doc in documents for item, ordinal in zip(doc.items, _ordinals(doc), strict=True)}
 

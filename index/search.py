@@ -93,7 +93,8 @@ class Searcher:
         self._item_chunk, self._chunk_item = item_layout(stored.chunks)
         self.library = Library(stored.documents, stored.chunks, self._item_chunk, tokenizer.normalize)
         # every reference, both ways, once per version: hits and lookups are then dictionary reads
-        self._item_of_ref = library_refs(stored.documents)
+        codes = stored.manifest.get("codes")  # absent in versions built before codes were kept
+        self._item_of_ref = library_refs(stored.documents, codes if isinstance(codes, dict) else None)
         self._ref_of = {(doc.doc_id, item.locator): ref for ref, (doc, item) in self._item_of_ref.items()}
         self._idf = idf_function(stored.bm25, len(stored.chunks))
         # a plain view of the (memory-mapped) vectors: indexing a np.memmap costs ~1 ms a question
