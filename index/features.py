@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ import numpy as np
 from index.domain import Chunk, Document
 from index.places import Place, elsewhere, places_in
 from index.sentences import is_stub
+from index.terms import TermIndex
 from index.titles import document_kind
 
 FEATURES: tuple[str, ...] = (
@@ -36,7 +35,6 @@ FEATURES: tuple[str, ...] = (
 # embedder; the raw cosines stay for the abstention model (:data:`index.rank.ABSTAIN_INPUTS`).
 RANK_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in ("cos_item", "cos_sent"))
 
-_NONE = np.zeros(0, dtype=np.int64)
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+(?:\.\d+)?%?")
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?(?:%|[\u4e00-\u9fff])?")
 _LAW_TITLE = re.compile(r"(?:法|条例|规定|办法|细则|章程|规程|守则)$")
@@ -332,56 +330,6 @@ def _gram_coverage(grams: Sequence[str], lib: Library, items: np.ndarray) -> np.
     return lib.gram_counts(list(wanted))[items] / len(wanted)
 
 
-class TermIndex:
-    """Which texts contain a term as a substring (as ``term in text`` says), remembered for the
-    most recent terms: people reuse the same words, and a scan per candidate per question was
-    a fifth of a search. A new term is looked for only in the texts holding all its characters
-    (postings per character), which left a third of a new question's search to this scan."""
-
-    SIZE = 4096
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        self._texts = tuple(texts)
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        postings: dict[str, list[int]] = {}
-        for n, text in enumerate(self._texts):
-            for char in set(text):
-                postings.setdefault(char, []).append(n)
-        self._postings = {char: np.array(found, dtype=np.int64) for char, found in postings.items()}
-
-    def containing(self, term: str) -> np.ndarray:
-        """Sorted indices of the texts that contain ``term``."""
-        with self._lock:
-            found = self._cache.get(term)
-            if found is not None:
-                self._cache.move_to_end(term)
-                return found
-        found = self._scan(term)
-        with self._lock:
-            self._cache[term] = found
-            while len(self._cache) > self.SIZE:
-                self._cache.popitem(last=False)
-        return found
-
-    def has(self, term: str) -> np.ndarray:
-        """Per text: whether it contains ``term``."""
-        mask = np.zeros(len(self._texts), dtype=bool)
-        mask[self.containing(term)] = True
-        return mask
-
-    def _scan(self, term: str) -> np.ndarray:
-        lists = sorted((self._postings.get(char, _NONE) for char in set(term)), key=len)
-        if not lists:  # the empty term is in every text
-            return np.arange(len(self._texts), dtype=np.int64)
-        maybe = lists[0]
-        for more in lists[1:]:
-            if not len(maybe):
-                break
-            maybe = maybe[np.isin(maybe, more, assume_unique=True)]
-        return np.array([n for n in maybe.tolist() if term in self._texts[n]], dtype=np.int64)
-
-
 def _item_numbers(norm_question: str, lib: Library, items: np.ndarray) -> np.ndarray:
     """:func:`_numbers` of the items' texts, read only in the items that contain a quantity asked
     at all (the term postings say which): most candidates hold none of them."""
@@ -401,8 +349,18 @@ def _numbers(norm_question: str, texts: Sequence[str]) -> np.ndarray:
     wanted = list(dict.fromkeys(_QUANTITY.findall(norm_question)))
     if not wanted:
         return np.zeros(len(texts), dtype=np.float32)
-    patterns = [re.compile(rf"(?<![\d.]){re.escape(w)}") for w in wanted]
-    return np.array([sum(bool(p.search(t)) for p in patterns) / len(patterns) for t in texts], dtype=np.float32)
+    return np.array([sum(_states(t, w) for w in wanted) / len(wanted) for t in texts], dtype=np.float32)
+
+
+def _states(text: str, quantity: str) -> bool:
+    """``quantity`` occurs in ``text`` not as the tail of a longer number (str.find, not a regex
+    compiled per question: each new question brings new quantities)."""
+    at = text.find(quantity)
+    while at >= 0:
+        if at == 0 or not (text[at - 1].isdigit() or text[at - 1] == "."):
+            return True
+        at = text.find(quantity, at + 1)
+    return False
 
 
 def idf_function(bm25, num_docs: int):

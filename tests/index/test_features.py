@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from index.domain import Document
-from index.features import TermIndex, _item_numbers, _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
+from index.features import _item_numbers, _numbers, _segment_max, bigrams, doc_aliases, is_dated, is_law
 from index.titles import document_kind
 
 
@@ -95,24 +95,6 @@ def test_this_year_is_chosen_within_each_kind_of_document():
     items = np.arange(3)
     assert other_year(lib, _asked(years_on=0), items).tolist() == [False, False, True]
     assert other_year(lib, _asked(2020), items).tolist() == [False, True, False]
-
-
-def test_term_index_finds_substrings_as_in_does_and_never_across_two_texts():
-    texts = ["适龄儿童入学", "儿童", "", "学前教育儿童儿童", "入学"]
-    index = TermIndex(texts)
-    for term in ("儿童", "入学", "童入", "学前", "童儿", "学入", "缺席"):
-        assert index.containing(term).tolist() == [n for n, t in enumerate(texts) if term in t], term
-    assert index.containing("儿童") is index.containing("儿童")  # remembered
-    assert TermIndex([]).containing("儿童").tolist() == []
-
-
-def test_term_index_forgets_the_least_recent_terms(monkeypatch):
-    monkeypatch.setattr(TermIndex, "SIZE", 2)
-    index = TermIndex(["甲乙丙"])
-    first = index.containing("甲")
-    index.containing("乙")
-    index.containing("丙")
-    assert index.containing("甲") is not first and index.containing("甲").tolist() == [0]
 
 
 @pytest.mark.parametrize("question", ["学前教育普惠发展", "义务教育阶段 控辍保学", "完全不相关的话"])
