@@ -40,6 +40,7 @@ from index.features import (
     range_indices,
     years_on,
 )
+from index.quotes import best_sentences
 from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, fact_first, load_ranker, rank_order
 from index.refs import REF, library_refs
 from index.store import StoredIndex, load_index
@@ -299,29 +300,11 @@ class Searcher:
         return self._ref_of.get((doc.doc_id, locator), "")
 
     def _best_sentences(self, item: int, ranked: Ranked) -> tuple[str, ...]:
-        """The item's sentences to quote: up to three nearest the question by the embedder.
-
-        Chosen by cosine alone: on the labelled sets that put the gold span among the quoted
-        sentences of the top three items for 0.838 of answerable questions, against 0.798 when
-        BM25 was mixed in and a sentence stating a number was preferred for 多少/目标 questions
-        (any date or document number counted as one).
-        """
+        """The item's sentences to quote (:func:`index.quotes.best_sentences`)."""
         lo, hi = self._item_chunk[item]
-        if hi - lo <= 1:
-            return (self.stored.chunks[lo].text,)
-        score = _unit(np.asarray(self._vectors[lo + 1:hi]) @ ranked.query.vector)
-        # a plan item's title sentence (办好普惠优质学前教育。) says what the item is about, not
-        # what it says, and the citation shows it already: quoted only when nothing else is
-        # there. A law's article has no title: its first sentence is content.
-        head = self.stored.chunks[lo]
-        title = head.item_title.rstrip("。.")
-        if not _ARTICLE_LABEL.match(head.item_label) and _is_heading(title):
-            score[[c.text.rstrip("。.") == title for c in self.stored.chunks[lo + 1:hi]]] = -1.0
-        score[self.library.stub[lo + 1:hi]] = -1.0  # a table cell or a label on its own line says nothing
-        best = np.argsort(-score, kind="stable")[: self.settings.max_sentences]
-        # keep further sentences only when they are among the nearer half of the item's sentences
-        keep = [i for i in best if score[i] >= 0.5 * score[best[0]]] or [best[0]]
-        return tuple(self.stored.chunks[lo + 1 + i].text for i in sorted(keep))
+        cosines = np.asarray(self._vectors[lo + 1:hi]) @ ranked.query.vector
+        return best_sentences(self.stored.chunks[lo:hi], cosines, self.library.stub[lo + 1:hi],
+                              limit=self.settings.max_sentences)
 
 
 def open_searcher(data_dir: Path, *, embedder: str = DEFAULT_EMBEDDER, ranker: Ranker | None = None,
@@ -383,28 +366,9 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] by the max (zeros stay zeros; a constant vector maps to ones)."""
-    values = np.asarray(values, dtype=np.float32)
-    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
-    if hi <= lo:
-        return np.ones_like(values) if hi > 0 else np.zeros_like(values)
-    return (values - lo) / (hi - lo)
-
-
 # How far down a question that names a document by its title looks for that document's item
 # stating the fact asked (any document's, or a place as the name, answered unanswerable questions)
 TITLED_LOOKAHEAD = 5
-MAX_HEADING_CHARS = 20  # the plans' item titles: 6–16 characters, a few up to 21 (重大项目:改扩建154个学校项目)
-
-
-def _is_heading(title: str) -> bool:
-    """A title that names the item (办好普惠优质学前教育), not a notice's opening rule (各县市区不再审批
-    新的面向义务教育阶段学生的学科类校外培训机构; 对原备案的线上机构，改为审批制), which is content."""
-    return len(title) <= MAX_HEADING_CHARS and not any(mark in title for mark in "，,；;…")
-
-
-_ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 _CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
 

@@ -136,16 +136,3 @@ def test_an_index_of_an_earlier_recipe_is_served_with_a_warning(searcher, caplog
     assert "earlier release" not in caplog.text
     warn_if_built_otherwise({k: v for k, v in searcher.stored.manifest.items() if k != "vectors"})
     assert "earlier release" in caplog.text and "policybot index build" in caplog.text
-
-
-@pytest.mark.parametrize(("title", "heading"), [
-    ("办好普惠优质学前教育", True),
-    ("重大项目:改扩建154个学校项目", True),
-    ("对原备案的线上学科类培训机构，改为审批制", False),  # a notice's opening rule is content
-    ("各县市区不再审批新的面向义务教育阶段学生的学科类校外培训机构", False),
-    ("培训结束时间不得晚于20:30，线上培训每课时不…", False),
-])
-def test_only_a_heading_title_is_kept_out_of_the_quote(title, heading):
-    from index.search import _is_heading
-
-    assert _is_heading(title) is heading
