@@ -302,6 +302,22 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
 
+@command(r"(?P<doc>[^\d第]{2,40}?)\s*第\s*(?P<num>\d{1,4}|[零〇一二两三四五六七八九十百]{1,6})\s*[条项]"
+         r"(?:的?(?:内容|原文|全文)|(?:是|说|讲|写|规定)了?(?:的是)?(?:什么|啥)|怎么(?:说|规定)的?)?[呢啊吗]?\s*[?？]*")
+def _named_item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
+    """An item of a document the message names (义务教育法第十一条, 衡阳工作要点第3条是什么): that item,
+    as a reference opens it. A name that is no document's (我们学校第3条) makes it a question."""
+    doc = dialog._searcher().named_document(match.group("doc"))
+    if doc is None:
+        return dialog._ask(question, limit)
+    ref = str(parse_number(match.group("num")))
+    found = dialog._searcher().find_item(ref, doc_id=doc.doc_id) or _by_number(doc, ref)
+    if found is None:
+        return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref))
+    dialog.memory.update(_key(question), doc_id=doc.doc_id)  # its next bare number reads this document
+    return compose.render("item", compose.Draft(limit=limit, document=found[0], item=found[1]))
+
+
 @command(r"(?P<ref>[A-Za-z]{1,3}\s*\d{1,4})(?:\s*[-—~～]\s*(?P<part>\d{1,3}))?")
 def _reference(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     """A reference the bot showed (``YW11``): that item of that document, for anyone, in any channel."""

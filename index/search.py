@@ -176,6 +176,11 @@ class Searcher:
                     return doc, item
         return None
 
+    def named_document(self, text: str) -> Document | None:
+        """The one document ``text`` names (by title, short title or place: 义务教育法, 衡阳), or None."""
+        named = np.flatnonzero(self.library.named_docs(self.tokenizer.normalize(text)))
+        return self.stored.documents[int(named[0])] if len(named) == 1 else None
+
     def find_ref(self, ref: str) -> tuple[Document, WorkItem] | None:
         """The item a reference such as ``YW11`` names (see :func:`document_codes`), or None."""
         match = REF.fullmatch(ref.strip().upper())

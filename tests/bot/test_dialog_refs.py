@@ -34,3 +34,29 @@ def test_the_ref_an_answer_carries_opens_the_same_item(dialog):
 def test_letters_and_digits_that_name_no_item_are_a_question(dialog):
     answer = dialog.respond(Question("web", "u3", "K12"))
     assert answer.kind in ("answer", "abstain")
+
+
+@pytest.mark.parametrize("text", [
+    "义务教育法第十一条", "义务教育法第11条是什么？", "中华人民共和国义务教育法的第十一条说了什么",
+])
+def test_a_documents_name_and_an_article_number_open_that_article(dialog, text):
+    answer = dialog.respond(Question("wechat", "u4", text))
+    assert answer.kind == "item" and "第十一条" in answer.text and "六周岁" in answer.text
+
+
+def test_the_named_document_is_read_even_when_another_has_that_number_first(dialog):
+    # the seed plan (2020) is the newest document, so a bare 3 opens its item 3; named, the law's
+    answer = dialog.respond(Question("wechat", "u5", "义务教育法第三条"))
+    assert answer.kind == "item" and "第三条" in answer.text
+    plan = dialog.respond(Question("wechat", "u5", "衡阳工作要点第3条"))
+    assert plan.kind == "item" and "持续扩增教育资源" in plan.text
+
+
+def test_an_article_of_a_name_that_is_no_document_is_a_question(dialog):
+    answer = dialog.respond(Question("wechat", "u6", "我们学校第3条规定是什么"))
+    assert answer.kind in ("answer", "abstain")
+
+
+def test_a_number_the_named_document_lacks_is_said_so(dialog):
+    answer = dialog.respond(Question("wechat", "u7", "义务教育法第九十九条"))
+    assert answer.kind == "not_found" and "99" in answer.text
