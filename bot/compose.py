@@ -352,7 +352,10 @@ def _feedback(draft: Draft) -> Answer:
 
 @template("not_found")
 def _not_found(draft: Draft) -> Answer:
-    return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref), draft)
+    # a law numbers articles (第十一条), a plan items (第3项)
+    items = draft.document.items if draft.document else ()
+    unit = "条" if items and items[0].label.startswith("第") and items[0].label.endswith("条") else "项"
+    return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref, unit=unit), draft)
 
 
 def _register_fixed(kind: str) -> Template:

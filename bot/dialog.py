@@ -297,7 +297,8 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     part = int(match.group("part") or 1)
     found = dialog.find_item(question, ref)
     if found is None:
-        return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref))
+        return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref,
+                                                         document=dialog.document(question)))
     doc, item = found
     return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
@@ -313,7 +314,8 @@ def _named_item(dialog: Dialog, question: Question, match: re.Match, limit: Limi
     ref = str(parse_number(match.group("num")))
     found = dialog._searcher().find_item(ref, doc_id=doc.doc_id) or _by_number(doc, ref)
     if found is None:
-        return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref))
+        return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref,
+                                                         document=doc))
     dialog.memory.update(_key(question), doc_id=doc.doc_id)  # its next bare number reads this document
     return compose.render("item", compose.Draft(limit=limit, document=found[0], item=found[1]))
 

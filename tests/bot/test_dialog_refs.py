@@ -59,4 +59,5 @@ def test_an_article_of_a_name_that_is_no_document_is_a_question(dialog):
 
 def test_a_number_the_named_document_lacks_is_said_so(dialog):
     answer = dialog.respond(Question("wechat", "u7", "义务教育法第九十九条"))
-    assert answer.kind == "not_found" and "99" in answer.text
+    assert answer.kind == "not_found" and "没有第99条" in answer.text
+    assert "没有第99项" in dialog.respond(Question("wechat", "u7", "衡阳工作要点第99项")).text
