@@ -232,6 +232,14 @@ class Dialog:
         chosen = session.doc_id if session else None
         return next((d for d in docs if d.doc_id == chosen), docs[0] if docs else None)
 
+    def named_document(self, text: str) -> Document | None:
+        """The one document ``text`` names (义务教育法, 衡阳), or None."""
+        return self._searcher().named_document(text)
+
+    def item_of(self, doc: Document, ref: str) -> tuple[Document, WorkItem] | None:
+        """Item ``ref`` (its locator, or its number when that is unique) of ``doc``."""
+        return self._searcher().find_item(ref, doc_id=doc.doc_id) or _by_number(doc, ref)
+
     def find_item(self, question: Question, ref: str) -> tuple[Document, WorkItem] | None:
         """Item ``ref`` of the document the user is reading: one just cited, the chosen one, the newest."""
         searcher = self._searcher()
@@ -308,11 +316,11 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
 def _named_item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     """An item of a document the message names (义务教育法第十一条, 衡阳工作要点第3条是什么): that item,
     as a reference opens it. A name that is no document's (我们学校第3条) makes it a question."""
-    doc = dialog._searcher().named_document(match.group("doc"))
+    doc = dialog.named_document(match.group("doc"))
     if doc is None:
         return dialog._ask(question, limit)
     ref = str(parse_number(match.group("num")))
-    found = dialog._searcher().find_item(ref, doc_id=doc.doc_id) or _by_number(doc, ref)
+    found = dialog.item_of(doc, ref)
     if found is None:
         return compose.render("not_found", compose.Draft(limit=limit, lang=language(question.text), ref=ref,
                                                          document=doc))
