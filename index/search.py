@@ -177,9 +177,14 @@ class Searcher:
         return None
 
     def named_document(self, text: str) -> Document | None:
-        """The one document ``text`` names (by title, short title or place: 义务教育法, 衡阳), or None."""
-        named = np.flatnonzero(self.library.named_docs(self.tokenizer.normalize(text)))
-        return self.stored.documents[int(named[0])] if len(named) == 1 else None
+        """The one document ``text`` names, or None: by its title or short title (义务教育法,
+        衡阳学前教育条例 among the city's other documents), else by its place (衡阳) alone."""
+        norm = self.tokenizer.normalize(text)
+        for named in (self.library.titled_docs(norm), self.library.named_docs(norm) > 0):
+            found = np.flatnonzero(named)
+            if len(found) == 1:
+                return self.stored.documents[int(found[0])]
+        return None
 
     def find_ref(self, ref: str) -> tuple[Document, WorkItem] | None:
         """The item a reference such as ``YW11`` names (see :func:`document_codes`), or None."""

@@ -61,3 +61,24 @@ def test_a_number_the_named_document_lacks_is_said_so(dialog):
     answer = dialog.respond(Question("wechat", "u7", "义务教育法第九十九条"))
     assert answer.kind == "not_found" and "没有第99条" in answer.text
     assert "没有第99项" in dialog.respond(Question("wechat", "u7", "衡阳工作要点第99项")).text
+
+
+REGULATION = """衡阳市学前教育条例
+（2019年10月30日衡阳市第十六届人民代表大会常务委员会第二十三次会议通过）
+第一章　总则
+第一条　为了促进本市学前教育事业发展，结合本市实际，制定本条例。
+第二条　本条例适用于本市行政区域内的学前教育及其管理活动。
+第二章　保育与教育
+第三条　幼儿园每班幼儿人数，小班不超过二十五人，中班不超过三十人，大班不超过三十五人。
+"""
+
+
+def test_a_documents_title_picks_it_among_the_documents_of_its_city(tmp_path, embedding_cache):
+    # 衡阳 names both the plan and the regulation; 学前教育条例 only the regulation
+    regulation = tmp_path / "hengyang-preschool-regulation.txt"
+    regulation.write_text(REGULATION, encoding="utf-8")
+    build_index([SEED, regulation], tmp_path / "data", cache_dir=embedding_cache)
+    searcher = open_searcher(tmp_path / "data")
+    answer = Dialog(lambda: searcher).respond(Question("wechat", "u8", "衡阳学前教育条例第三条"))
+    assert answer.kind == "item" and "小班不超过二十五人" in answer.text
+    assert searcher.named_document("衡阳的规定") is None  # a place alone names two documents here
