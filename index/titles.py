@@ -24,6 +24,8 @@ _DOC_KIND = re.compile(r"(?:通知|意见|方案|规划|计划|要点|办法|条
 # A sender's letterhead or a document number: never the title.
 _LETTERHEAD = re.compile(r"^[^，。；]{2,24}(?:文件|教育局|教育厅|委员会|人民政府|办公室|办公厅)$"
                          r"|[〔\[]\d{4}[〕\]]|第?\d+号$")
+# What a notice that carries another document says before its 《…》.
+_PRINTS = re.compile(r"(?:印发|转发|颁布|发布|公布|下发)[^《》，。]{0,16}$")
 # An amendment-history line quotes the names the document had before.
 _HISTORY = re.compile(r"(?:19|20)\d{2}\s*年[^。]{0,60}(?:通过|修正|修订|公布|施行|发布|批准)")
 
@@ -44,21 +46,29 @@ def document_title(head: Sequence[HeadLine]) -> str:
     (1985年…通过) never give the title: they name the sender or an older name.
     """
     if heading := next((ln.body for ln in head[:8] if ln.heading == 1), None):
-        m = _BOOK_TITLE.search(heading)
-        return (m.group(1) if m else heading).strip()
+        return (_printed(heading) or heading).strip()
     lines = _title_lines(head[:12])
     for text in lines:
         # 《…》 in a heading line only: a sentence of the preamble (为贯彻《义务教育法》，…) quotes
         # another document, it does not name this one
         if len(text) > 80 or any(mark in text for mark in "，,") or text.endswith(tuple(TERMINALS)):
             continue
-        for m in _BOOK_TITLE.finditer(text):
-            if _DOC_KIND.search(m.group(1)):
-                return m.group(1).strip()
+        if printed := _printed(text):
+            return printed.strip()
     for text in lines:
         if len(text) <= 80 and _DOC_KIND.search(text):
             return text
     return next((t for t in lines if len(t) <= 40 and not t.endswith(tuple(TERMINALS))), "")
+
+
+def _printed(line: str) -> str | None:
+    """The document a title line prints, if it prints one: the line is that 《…》 alone, or it
+    prints it (关于印发《…》的通知, 转发…《…》). In 湖南省实施《中华人民共和国义务教育法》办法 the 《…》
+    is the law the title's own document carries out."""
+    for m in _BOOK_TITLE.finditer(line):
+        if _DOC_KIND.search(m.group(1)) and (line.strip() == m.group(0) or _PRINTS.search(line[:m.start()])):
+            return m.group(1)
+    return None
 
 
 def _title_lines(head: Sequence[HeadLine]) -> list[str]:

@@ -18,6 +18,11 @@ PLAN_BODY = "一、总体要求\n1.坚持公平。\n2.坚持就近。\n"
     # a preamble sentence quotes a law: the notice's own heading is still the title
     ("某某市教育局关于规范\n校外培训的通知\n各学校：\n为贯彻《中华人民共和国未成年人保护法》，现通知如下：\n",
      "某某市教育局关于规范校外培训的通知"),
+    # the 《…》 is the law a local regulation carries out, not the regulation
+    ("湖南省实施《中华人民共和国义务教育法》办法\n", "湖南省实施《中华人民共和国义务教育法》办法"),
+    ("# 湖南省实施《中华人民共和国义务教育法》办法\n", "湖南省实施《中华人民共和国义务教育法》办法"),
+    # a notice forwarding another's: the forwarded one is what it carries
+    ("关于转发省教育厅《关于做好2022年教育工作要点的通知》的通知\n", "关于做好2022年教育工作要点的通知"),
 ])
 def test_title_is_the_documents_own(head, title):
     assert parse_document(head + PLAN_BODY, doc_id="d").title == title
