@@ -123,6 +123,15 @@ def _load_plain(path: Path, data: bytes) -> str:
     return _decode(path, data)[0]
 
 
+def _load_markdown(path: Path, data: bytes) -> str:
+    """Markdown's bold marks are formatting (**一、检查内容**, a bold letterhead): the parser reads
+    the words, so a bold heading still opens its section."""
+    return _BOLD.sub(r"\1", _load_plain(path, data))
+
+
+_BOLD = re.compile(r"\*\*(?=\S)([^\n*]+?)(?<=\S)\*\*")
+
+
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
     """The text and the name of the encoding it was decoded with."""
     for bom, encoding in _BOMS:
@@ -389,7 +398,7 @@ def _normalise(text: str) -> str:
 _PLAIN = ("txt", "md")
 _LOADERS: dict[str, Callable[[Path, bytes], str]] = {
     "txt": _load_plain,
-    "md": _load_plain,
+    "md": _load_markdown,
     "docx": _load_docx,
     "pdf": _load_pdf,
 }

@@ -213,3 +213,17 @@ def test_damaged_docx_is_a_corpus_error_never_a_crash(tmp_path) -> None:
             load_text(path)
         except CorpusError as exc:
             assert path.name in str(exc)
+
+
+def test_markdown_bold_is_formatting_not_words(tmp_path: Path) -> None:
+    from index.structure import parse_file
+
+    path = tmp_path / "notice.md"
+    path.write_text("**某某市教育局办公室**\n\n**关于开展2022年校园安全检查的通知**\n\n各学校：\n\n"
+                    "**一、检查内容**\n\n（一）校舍**安全**。\n\n（二）食品安全。\n\n**二、时间安排**\n\n3月1日至31日。\n",
+                    encoding="utf-8")
+    assert "**" not in load_text(path).text
+    doc = parse_file(path)
+    assert doc.title == "关于开展2022年校园安全检查的通知"  # the bold letterhead is still a letterhead
+    assert [s.title for s in doc.sections] == ["检查内容", "时间安排"]
+    assert doc.items[0].text == "校舍安全。"
