@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 
 # the lookbehinds start a try only at the head of a run of leaders: no quadratic rescans
-_TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<!－)－{4,}+|(?<!_)_{6,}+)"
+TOC_LEADER = re.compile(r"(?:(?<!…)…{3,}+|(?<!\.)\.{6,}+|(?<!·)·{6,}+|(?<!－)－{4,}+|(?<!_)_{6,}+)"
                          r"\s*+\d{1,4}(?!\d)")
 _TOC_HEADING = re.compile(r"目\s*录")
 _MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
@@ -39,7 +39,7 @@ def read_lines(text: str) -> list[Line]:
     for raw in text.split("\n"):
         prefix = _MD_PREFIX.match(raw).end()  # type: ignore[union-attr]
         body = raw[prefix:].rstrip()
-        toc = bool(_TOC_LEADER.search(body) or _TOC_HEADING.fullmatch(body))
+        toc = bool(TOC_LEADER.search(body) or _TOC_HEADING.fullmatch(body))
         lines.append(Line(pos + prefix, pos + prefix + len(body), body, toc, raw[:prefix].count("#")))
         pos += len(raw) + 1
     return _mark_toc_blocks(lines)
@@ -70,4 +70,4 @@ def _mark_toc_blocks(lines: list[Line]) -> list[Line]:
 
 
 def _toc_key(body: str) -> str:
-    return re.sub(r"[\s\u3000]+", "", _TOC_LEADER.sub("", body))
+    return re.sub(r"[\s\u3000]+", "", TOC_LEADER.sub("", body))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import CorpusError
-from index.lines import OPENS_PART
+from index.lines import OPENS_PART, TOC_LEADER
 from index.tables import rebuild_cell_tables
 
 if TYPE_CHECKING:
@@ -120,7 +120,28 @@ def _load_plain(path: Path, data: bytes) -> str:
     if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
         kind = "a PDF" if data.startswith(b"%PDF") else "a zip archive (.docx?)"
         raise CorpusError(f"{path} is really {kind}, not {path.suffix} text")
-    return _decode(path, data)[0]
+    return _unwrapped(_decode(path, data)[0])
+
+
+def _unwrapped(text: str) -> str:
+    """A text file saved with hard line breaks (copied from a PDF or a web page at a fixed width)
+    has its paragraphs joined again, as a PDF's are; one paragraph per line stays as it is."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _reflow(lines) if _hard_wrapped(lines) else text
+
+
+def _hard_wrapped(lines: list[str]) -> bool:
+    """Many lines fill the width and stop mid-sentence: the text was wrapped at that width. (In
+    the corpus's files, one paragraph per line, at most 6 % of the lines fill the width without
+    ending a sentence: table cells; in a wrapped text most paragraph lines do.)"""
+    body = [line.rstrip() for line in lines if line.strip() and not TOC_LEADER.search(line)]
+    full = _full_width(body)
+    mid_sentence = [line for line in body if _width(line) >= full - 6 and not line.endswith(_ENDS_LINE)]
+    return len(mid_sentence) >= WRAPPED_MIN_LINES and len(mid_sentence) >= WRAPPED_SHARE * len(body)
+
+
+WRAPPED_MIN_LINES, WRAPPED_SHARE = 3, 0.2
+_ENDS_LINE = tuple("。！？；：:，,、|")
 
 
 def _load_markdown(path: Path, data: bytes) -> str:

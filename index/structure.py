@@ -54,7 +54,7 @@ _TITLE_CUT = 24
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 8  # 8: Markdown bold marks are dropped (a bold 一、 heading opens its section)
+PARSER_VERSION = 9  # 9: a hard-wrapped .txt or .md has its paragraphs joined again (index.loader)
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:

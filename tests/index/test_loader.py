@@ -14,7 +14,7 @@ from pypdf import PdfWriter
 from index.errors import CorpusError
 from index.loader import SUPPORTED_FORMATS, LoadedText, _pdf_text, load_text
 from index.structure import parse_file
-from tests.conftest import LAW, SEED, SEED_DOCX, SEED_PDF
+from tests.conftest import FIXTURES, LAW, SEED, SEED_DOCX, SEED_PDF
 
 HENGYANG_FORMATS = [SEED, SEED_DOCX, SEED_PDF]
 
@@ -227,3 +227,39 @@ def test_markdown_bold_is_formatting_not_words(tmp_path: Path) -> None:
     assert doc.title == "关于开展2022年校园安全检查的通知"  # the bold letterhead is still a letterhead
     assert [s.title for s in doc.sections] == ["检查内容", "时间安排"]
     assert doc.items[0].text == "校舍安全。"
+
+
+WRAPPED = """关于做好秋季学期开学工作的通知
+各县市区教育局，市直各学校：
+    为确保秋季学期开学工作平稳有序，现将有关事项通
+知如下：
+    一、做好开学准备
+    1.各校要在8月25日前完成校舍安全排查工作，对排查出
+的隐患要建立台账，限期整改到位。
+    2.各校不得提前开学或推迟开学，不得提前组织学生返校
+补课，不得以任何名义收取补课费用。
+    二、加强疫情防控
+    师生返校前14天要做好健康监测，返校时须持健康码绿
+码，无异常方可入校。
+"""
+
+
+def test_a_hard_wrapped_text_file_is_read_as_paragraphs(tmp_path: Path) -> None:
+    from index.structure import parse_file
+
+    path = tmp_path / "wrapped.txt"
+    path.write_text(WRAPPED, encoding="utf-8")
+    doc = parse_file(path)
+    first = "各校要在8月25日前完成校舍安全排查工作，对排查出的隐患要建立台账，限期整改到位。"
+    assert [s.text for s in doc.items[0].sentences] == [first]
+    assert "返校时须持健康码绿码，无异常方可入校。" in doc.items[-1].text
+
+
+@pytest.mark.parametrize("name", ["hengyang-2020-work-plan.txt", "shaoxing-14th-five-year-plan-2021.txt",
+                                  "xueqianjiaoyufa-2024.txt", "yiwujiaoyufa-2018.md", "jiaoshifa.md"])
+def test_a_text_file_of_one_paragraph_per_line_is_not_rewrapped(name: str) -> None:
+    # long paragraph lines; the 绍兴 plan's table cells and contents leaders fill no width mid-sentence
+    from index.loader import _hard_wrapped
+
+    assert not _hard_wrapped((FIXTURES / name).read_text(encoding="utf-8").split("\n"))
+    assert _hard_wrapped(WRAPPED.split("\n"))
