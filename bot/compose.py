@@ -30,7 +30,7 @@ from bot.quotes import (  # noqa: F401
     sentences,
     short_cite,
 )
-from index.domain import Document, Hit, ItemAddress, WorkItem
+from index.domain import Document, Hit, ItemAddress, WorkItem, is_article
 from index.search import SearchResult
 
 if TYPE_CHECKING:
@@ -354,7 +354,7 @@ def _feedback(draft: Draft) -> Answer:
 def _not_found(draft: Draft) -> Answer:
     # a law numbers articles (第十一条), a plan items (第3项)
     items = draft.document.items if draft.document else ()
-    unit = "条" if items and items[0].label.startswith("第") and items[0].label.endswith("条") else "项"
+    unit = "条" if items and is_article(items[0].label) else "项"
     return _fixed("not_found", draft.phrases.not_found.format(ref=draft.ref, unit=unit), draft)
 
 

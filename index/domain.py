@@ -9,8 +9,16 @@ A parsed :class:`Document` holds :class:`Section` s, which hold :class:`WorkItem
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+_ARTICLE_LABEL = re.compile(r"第.{1,8}条")
+
+
+def is_article(label: str) -> bool:
+    """Whether an item's ``label`` numbers a law's article (第十二条), not a plan's item (12.)."""
+    return bool(_ARTICLE_LABEL.match(label))
 
 
 def content_hash(text: str) -> str:

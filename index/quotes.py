@@ -8,15 +8,13 @@ number counted as one).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
-from index.domain import Chunk
+from index.domain import Chunk, is_article
 
 MAX_HEADING_CHARS = 20  # the plans' item titles: 6–16 characters, a few up to 21 (重大项目:改扩建154个学校项目)
-_ARTICLE_LABEL = re.compile(r"第.{1,8}条")
 
 
 def best_sentences(chunks: Sequence[Chunk], cosines: np.ndarray, stubs: np.ndarray, *, limit: int
@@ -32,7 +30,7 @@ def best_sentences(chunks: Sequence[Chunk], cosines: np.ndarray, stubs: np.ndarr
     # says, and the citation shows it already: quoted only when nothing else is there. A law's
     # article has no title: its first sentence is content.
     title = head.item_title.rstrip("。.")
-    if not _ARTICLE_LABEL.match(head.item_label) and _is_heading(title):
+    if not is_article(head.item_label) and _is_heading(title):
         score[[c.text.rstrip("。.") == title for c in sentences]] = -1.0
     score[stubs] = -1.0
     best = np.argsort(-score, kind="stable")[:limit]
