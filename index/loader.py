@@ -63,6 +63,8 @@ def load_text(path: Path) -> LoadedText:
     data = _read_bytes(path)
     encoding = text_encoding(path, data) if fmt in _PLAIN else ""
     text = _normalise(reader(path, data))
+    if fmt in _PLAIN:
+        text = _unwrapped(text)
     if fmt != "docx":  # a .docx table is read row by row already; text gives one cell per line
         text = rebuild_cell_tables(text)
     if not text.strip():
@@ -120,13 +122,13 @@ def _load_plain(path: Path, data: bytes) -> str:
     if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
         kind = "a PDF" if data.startswith(b"%PDF") else "a zip archive (.docx?)"
         raise CorpusError(f"{path} is really {kind}, not {path.suffix} text")
-    return _unwrapped(_decode(path, data)[0])
+    return _decode(path, data)[0]
 
 
 def _unwrapped(text: str) -> str:
     """A text file saved with hard line breaks (copied from a PDF or a web page at a fixed width)
     has its paragraphs joined again, as a PDF's are; one paragraph per line stays as it is."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.split("\n")
     return _reflow(lines) if _hard_wrapped(lines) else text
 
 
