@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfWriter
 
 from index.errors import CorpusError
-from index.loader import SUPPORTED_FORMATS, LoadedText, _pdf_text, load_text
+from index.loader import SUPPORTED_FORMATS, LoadedText, _hard_wrapped, _pdf_text, load_text
 from index.structure import parse_file
 from tests.conftest import FIXTURES, LAW, SEED, SEED_DOCX, SEED_PDF
 
@@ -216,8 +216,6 @@ def test_damaged_docx_is_a_corpus_error_never_a_crash(tmp_path) -> None:
 
 
 def test_markdown_bold_is_formatting_not_words(tmp_path: Path) -> None:
-    from index.structure import parse_file
-
     path = tmp_path / "notice.md"
     path.write_text("**某某市教育局办公室**\n\n**关于开展2022年校园安全检查的通知**\n\n各学校：\n\n"
                     "**一、检查内容**\n\n（一）校舍**安全**。\n\n（二）食品安全。\n\n**二、时间安排**\n\n3月1日至31日。\n",
@@ -245,8 +243,7 @@ WRAPPED = """关于做好秋季学期开学工作的通知
 
 
 def test_a_hard_wrapped_text_file_is_read_as_paragraphs(tmp_path: Path) -> None:
-    from index.structure import parse_file
-
+    assert _hard_wrapped(WRAPPED.split("\n"))
     path = tmp_path / "wrapped.txt"
     path.write_text(WRAPPED, encoding="utf-8")
     doc = parse_file(path)
@@ -259,7 +256,4 @@ def test_a_hard_wrapped_text_file_is_read_as_paragraphs(tmp_path: Path) -> None:
                                   "xueqianjiaoyufa-2024.txt", "yiwujiaoyufa-2018.md", "jiaoshifa.md"])
 def test_a_text_file_of_one_paragraph_per_line_is_not_rewrapped(name: str) -> None:
     # long paragraph lines; the 绍兴 plan's table cells and contents leaders fill no width mid-sentence
-    from index.loader import _hard_wrapped
-
     assert not _hard_wrapped((FIXTURES / name).read_text(encoding="utf-8").split("\n"))
-    assert _hard_wrapped(WRAPPED.split("\n"))
