@@ -83,3 +83,10 @@ def test_a_documents_title_picks_it_among_the_documents_of_its_city(tmp_path, em
     answer = Dialog(lambda: searcher).respond(Question("wechat", "u8", "衡阳学前教育条例第三条"))
     assert answer.kind == "item" and "小班不超过二十五人" in answer.text
     assert searcher.named_document("衡阳的规定") is None  # a place alone names two documents here
+
+
+@pytest.mark.parametrize("text", ["第十一條", "義務教育法第十一條"])
+def test_traditional_characters_open_the_article_too(dialog, text):
+    dialog.respond(Question("wechat", "u9", "义务教育法第一条"))  # that law is the one being read
+    answer = dialog.respond(Question("wechat", "u9", text))
+    assert answer.kind == "item" and "第十一条" in answer.text
