@@ -129,16 +129,24 @@ def _parse_row(path: Path, n: int, line: str, default_doc: str | None) -> EvalQu
         row = json.loads(line)
         scope = None
         if "gold" in row:
-            gold = tuple(Gold(doc=g.get("doc") or default_doc, item=_item(g.get("item")), span=g.get("span"))
-                         for g in row["gold"] or ())
+            gold = tuple(Gold(doc=_doc_id(g.get("doc") or default_doc), item=_item(g.get("item")),
+                              span=g.get("span")) for g in row["gold"] or ())
         else:
             span = row.get("answer_span")
-            gold = tuple(Gold(doc=default_doc, item=int(i), span=span) for i in row.get("gold_items") or ())
-            scope = default_doc  # written about one document: other documents may answer it too
+            gold = tuple(Gold(doc=_doc_id(default_doc), item=int(i), span=span) for i in row.get("gold_items") or ())
+            scope = _doc_id(default_doc)  # written about one document: other documents may answer it too
         return EvalQuestion(qid=str(row.get("id", n)), question=str(row["question"]), gold=gold,
                             kind=str(row.get("kind", "")), source=Path(path).stem, scope=scope)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorpusError(f"{path}:{n}: not a question row ({exc})") from exc
+
+
+def _doc_id(stem: str | None) -> str | None:
+    """The id the index gives the document whose file stem a label names: a file
+    ``Hengyang Preschool（2019）.txt`` is ``hengyang-preschool-2019`` (:func:`index.structure.slug`)."""
+    from index.structure import slug
+
+    return slug(str(stem)) if stem else None
 
 
 def _item(value) -> int | str | None:

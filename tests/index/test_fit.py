@@ -140,6 +140,16 @@ def test_both_question_formats_are_read(tmp_path):
     assert not c.answerable
 
 
+def test_a_gold_document_is_named_by_its_file_stem_as_the_index_names_it(tmp_path):
+    # the index gives Hengyang Preschool（2019）.txt the id hengyang-preschool-2019 (index.structure.slug)
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "q", "gold": [{"doc": "Hengyang Preschool（2019）", "item": 3}]}\n'
+                    '{"question": "q", "gold_items": [5]}\n', encoding="utf-8")
+    named, scoped = read_questions(path, default_doc="Seed Plan")
+    assert named.gold == (Gold("hengyang-preschool-2019", 3),)
+    assert (scoped.gold, scoped.scope) == ((Gold("seed-plan", 5),), "seed-plan")
+
+
 def test_a_bad_row_names_its_line(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "ok", "gold_items": []}\nnot json\n', encoding="utf-8")
