@@ -251,8 +251,12 @@ def _mean(rows: Sequence[dict[str, float]], key: str) -> float:
 
 
 def _contains(text: str, span: str) -> bool:
-    squash = str.maketrans("", "", " \n\t")
-    return bool(span) and span.translate(squash) in text.translate(squash)
+    """Whether ``span`` is in ``text`` but for spacing and line breaks (a span copied from a
+    hard-wrapped file, or with a full-width space, still matches) and Markdown bold marks."""
+    return bool(span) and span.translate(_SQUASH) in text.translate(_SQUASH)
+
+
+_SQUASH = str.maketrans("", "", " \n\t\r\u3000*")
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:

@@ -126,6 +126,8 @@ def test_gold_matches_by_number_locator_or_span():
     assert matches(item, Gold("law", None, "年满六周岁"))
     assert not matches(item, Gold("plan", 11))
     assert not matches(item, Gold("law", None, "七周岁"))
+    # copied from a hard-wrapped or Markdown original: its line breaks, spaces and bold marks do not count
+    assert matches(item, Gold("law", None, "凡年满**六周岁**的\n儿童，\u3000应当入学"))
 
 
 def test_both_question_formats_are_read(tmp_path):
