@@ -18,6 +18,7 @@ scoped to it (``EvalQuestion.scope``): in a library, another document may answer
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from index.domain import Hit
 from index.errors import CorpusError
+from index.numerals import cn_int
 
 
 @dataclass(frozen=True)
@@ -150,10 +152,18 @@ def _doc_id(stem: str | None) -> str | None:
 
 
 def _item(value) -> int | str | None:
+    """An item number (11, "11", "第十一条", "12."), else a locator ("三/（二）/1", "三")."""
     if value is None or isinstance(value, int):
         return value
     text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    if m := _NUMBERED.fullmatch(text):
+        return cn_int(next(g for g in m.groups() if g))
+    return text
+
+
+# 12, 12. / 第十一条, 第3项, 十一条 — a bare 三 is a locator (a plan section's own text)
+_NUMBERED = re.compile(r"(\d+)[.．、]?|第\s*([\d零〇一二三四五六七八九十百千]+)\s*[条项]?"
+                       r"|([\d零〇一二三四五六七八九十百千]+)\s*[条项]")
 
 
 def matches(item: RankedItem, gold: Gold) -> bool:

@@ -152,6 +152,16 @@ def test_a_gold_document_is_named_by_its_file_stem_as_the_index_names_it(tmp_pat
     assert (scoped.gold, scoped.scope) == ((Gold("seed-plan", 5),), "seed-plan")
 
 
+@pytest.mark.parametrize(("written", "item"), [
+    (11, 11), ("11", 11), ("12.", 12), ("第十一条", 11), ("第 3 项", 3), ("十一条", 11),
+    ("三/（二）/1", "三/（二）/1"), ("三", "三"), ("附件2", "附件2"),  # locators stay locators
+])
+def test_an_item_is_read_as_its_number_however_it_is_written(tmp_path, written, item):
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "q", "gold": [{"doc": "law", "item": written}]}), encoding="utf-8")
+    assert read_questions(path)[0].gold == (Gold("law", item),)
+
+
 def test_a_bad_row_names_its_line(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "ok", "gold_items": []}\nnot json\n', encoding="utf-8")
