@@ -40,6 +40,7 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
         with translated():
             questions = _questions(files, default_doc)
             dialog = dialog_factory()
+            _warn_unknown_documents(questions, dialog._searcher().documents)
             report = evaluate(questions, lambda q: _outcome(dialog, q))
             rows = {"policybot": report.figures()}
             if baselines:
@@ -82,6 +83,7 @@ def register(cli, *, dialog_factory, searcher_factory, translated) -> None:
         with translated():
             questions = _questions(files, default_doc)
             searcher = searcher_factory(prior_ranker())
+            _warn_unknown_documents(questions, searcher.documents)
             with click.progressbar(length=len(questions), label="features", file=sys.stderr) as bar:
                 samples = collect(searcher, questions, progress=lambda n, total: bar.update(1))
             folds = fold_rankers(samples)
@@ -122,6 +124,16 @@ def _questions(files, default_doc):
     from index.evaluate import read_questions
 
     return [q for f in files for q in read_questions(f, default_doc=default_doc)]
+
+
+def _warn_unknown_documents(questions, documents) -> None:
+    """Say so when labels name documents the index does not hold: their questions can only
+    score as misses (a file renamed, a document not indexed)."""
+    held = {d.doc_id for d in documents}
+    unknown = sorted({g.doc for q in questions for g in q.gold if g.doc and g.doc not in held})
+    if unknown:
+        click.echo(f"warning: the labels name documents this index does not hold: {', '.join(unknown)} "
+                   f"(it holds: {', '.join(sorted(held))})", err=True)
 
 
 def _outcome(dialog, q):

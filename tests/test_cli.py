@@ -107,6 +107,17 @@ def test_eval_json_figures(runner):
     assert figures["abstain_ok"] >= 0.5
 
 
+def test_eval_warns_of_labels_naming_documents_the_index_lacks(runner, tmp_path):
+    labels = tmp_path / "q.jsonl"
+    labels.write_text('{"question": "今年幼儿园有啥目标？", "gold": [{"doc": "renamed-plan", "item": 12}]}\n'
+                      '{"question": "幼儿园", "gold_items": [12]}\n', encoding="utf-8")
+    result = runner.invoke(cli, ["eval", str(labels), "--doc", "hengyang-2020-work-plan"])
+    assert result.exit_code == 0, result.output
+    # the --doc document is held: only the renamed one is named
+    assert ("warning: the labels name documents this index does not hold: renamed-plan "
+            "(it holds: hengyang-2020-work-plan)") in result.output
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [("{not json", ":1: not a question row"), ('{"id": "x"}', ":1: not a question row"), ("", "no questions")],
