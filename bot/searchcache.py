@@ -8,7 +8,7 @@ punctuation and spacing are folded. The key only decides which questions share a
 question is searched as asked (the searcher normalises it as it always does), so the server
 ranks exactly what `policybot ask`, `eval` and `fit` rank; spellings that share a key differ in
 width, script, case or punctuation only, which the searcher's own normalisation mostly folds.
-A new index version gets a new wrapper (:class:`bot.service.SearcherProvider` makes one per
+A new index version gets a new wrapper (:class:`bot.searchers.SearcherProvider` makes one per
 loaded searcher), so nothing stale is ever served.
 """
 

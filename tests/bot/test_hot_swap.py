@@ -19,8 +19,8 @@ from tests.conftest import LAW, LAW_QUESTION, LAW_TITLE, SEED
 
 # What each worker process logs (bot.serve's format: "[time] [pid] [level] logger: message").
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
-LOADED = re.compile(r"\[(\d+)\] \[INFO\] bot\.service: index (\S+) loaded from ")
-SWITCHED = re.compile(r"\[(\d+)\] \[INFO\] bot\.service: index switched from (\S+) to (\S+)$")
+LOADED = re.compile(r"\[(\d+)\] \[INFO\] bot\.searchers: index (\S+) loaded from ")
+SWITCHED = re.compile(r"\[(\d+)\] \[INFO\] bot\.searchers: index switched from (\S+) to (\S+)$")
 #: An upper bound only (a passing run takes seconds), generous for a machine shared with other test runs.
 SWAP_TIMEOUT_S = 60.0
 
