@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import io
 import re
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import CorpusError
-from index.lines import OPENS_PART, TOC_LEADER
+from index.reflow import reflow, unwrapped
 from index.tables import rebuild_cell_tables
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ def load_text(path: Path) -> LoadedText:
     encoding = text_encoding(path, data) if fmt in _PLAIN else ""
     text = _normalise(reader(path, data))
     if fmt in _PLAIN:
-        text = _unwrapped(text)
+        text = unwrapped(text)
     if fmt != "docx":  # a .docx table is read row by row already; text gives one cell per line
         text = rebuild_cell_tables(text)
     if not text.strip():
@@ -123,27 +122,6 @@ def _load_plain(path: Path, data: bytes) -> str:
         kind = "a PDF" if data.startswith(b"%PDF") else "a zip archive (.docx?)"
         raise CorpusError(f"{path} is really {kind}, not {path.suffix} text")
     return _decode(path, data)[0]
-
-
-def _unwrapped(text: str) -> str:
-    """A text file saved with hard line breaks (copied from a PDF or a web page at a fixed width)
-    has its paragraphs joined again, as a PDF's are; one paragraph per line stays as it is."""
-    lines = text.split("\n")
-    return _reflow(lines) if _hard_wrapped(lines) else text
-
-
-def _hard_wrapped(lines: list[str]) -> bool:
-    """Many lines fill the width and stop mid-sentence: the text was wrapped at that width. (In
-    the corpus's files, one paragraph per line, at most 6 % of the lines fill the width without
-    ending a sentence: table cells; in a wrapped text most paragraph lines do.)"""
-    body = [line.rstrip() for line in lines if line.strip() and not TOC_LEADER.search(line)]
-    full = _full_width(body)
-    mid_sentence = [line for line in body if _width(line) >= full - 6 and not line.endswith(_ENDS_LINE)]
-    return len(mid_sentence) >= WRAPPED_MIN_LINES and len(mid_sentence) >= WRAPPED_SHARE * len(body)
-
-
-WRAPPED_MIN_LINES, WRAPPED_SHARE = 3, 0.2
-_ENDS_LINE = tuple("。！？；：:，,、|")
 
 
 def _load_markdown(path: Path, data: bytes) -> str:
@@ -311,7 +289,6 @@ def _row_cells(row: _Row) -> list[str]:
 
 # -- pdf --------------------------------------------------------------------------------------
 
-_ENDS_PARAGRAPH = tuple("。！？；：:")
 _PAGE_NUMBER = re.compile(
     r"\s*(?:[-—–－]\s*\d{1,4}\s*[-—–－]|\d{1,4}|第\s*\d{1,4}\s*页.{0,8}|\d{1,4}\s*/\s*\d{1,4})\s*"
 )
@@ -334,7 +311,7 @@ def _load_pdf(path: Path, data: bytes) -> str:
 
 def _pdf_text(pages: list[str]) -> str:
     """Join extracted pages into paragraphs and drop the spaces the text layer puts around digits."""
-    text = _reflow([line for page in pages for line in _strip_page_number(page.split("\n"))])
+    text = reflow([line for page in pages for line in _strip_page_number(page.split("\n"))])
     for pattern, replacement in _PDF_SPACES:
         text = pattern.sub(replacement, text)
     return text
@@ -366,44 +343,6 @@ def _strip_page_number(lines: list[str]) -> list[str]:
     if lines and _PAGE_NUMBER.fullmatch(lines[0]):
         lines = lines[1:]
     return lines
-
-
-def _reflow(lines: list[str]) -> str:
-    """Undo the PDF's hard wraps: a line that fills the text width continues on the next."""
-    lines = [line.rstrip() for line in lines]
-    full = _full_width(lines)
-    paragraphs: list[str] = []
-    previous = ""
-    for line in lines:
-        if paragraphs and previous and line.strip() and not _breaks(previous, line, full):
-            paragraphs[-1] = _glue(paragraphs[-1], line)
-        else:
-            paragraphs.append(line)
-        previous = line
-    return "\n".join(paragraphs)
-
-
-def _breaks(previous: str, line: str, full: int) -> bool:
-    if _width(previous) < full - 6:  # three CJK characters short of the margin: paragraph ended
-        return True
-    return previous.endswith(_ENDS_PARAGRAPH) and OPENS_PART.match(line) is not None
-
-
-def _full_width(lines: list[str]) -> int:
-    """The text width of wrapped lines: a high percentile, so one overlong line does not set it."""
-    widths = sorted(_width(line) for line in lines if line.strip())
-    return max(widths[int(0.9 * (len(widths) - 1))], 40) if widths else 40
-
-
-def _width(line: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
-
-
-def _glue(head: str, tail: str) -> str:
-    tail = tail.lstrip()
-    if head[-1:].isascii() and head[-1:].isalnum() and tail[:1].isascii() and tail[:1].isalpha():
-        return f"{head} {tail}"  # an English word wrapped at a space
-    return head + tail
 
 
 # -- all formats --------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 from pypdf import PdfWriter
 
 from index.errors import CorpusError
-from index.loader import SUPPORTED_FORMATS, LoadedText, _hard_wrapped, _pdf_text, load_text
+from index.loader import SUPPORTED_FORMATS, LoadedText, _pdf_text, load_text
+from index.reflow import hard_wrapped
 from index.structure import parse_file
 from tests.conftest import FIXTURES, LAW, SEED, SEED_DOCX, SEED_PDF
 
@@ -243,7 +244,7 @@ WRAPPED = """关于做好秋季学期开学工作的通知
 
 
 def test_a_hard_wrapped_text_file_is_read_as_paragraphs(tmp_path: Path) -> None:
-    assert _hard_wrapped(WRAPPED.split("\n"))
+    assert hard_wrapped(WRAPPED.split("\n"))
     path = tmp_path / "wrapped.txt"
     path.write_text(WRAPPED, encoding="utf-8")
     doc = parse_file(path)
@@ -256,4 +257,4 @@ def test_a_hard_wrapped_text_file_is_read_as_paragraphs(tmp_path: Path) -> None:
                                   "xueqianjiaoyufa-2024.txt", "yiwujiaoyufa-2018.md", "jiaoshifa.md"])
 def test_a_text_file_of_one_paragraph_per_line_is_not_rewrapped(name: str) -> None:
     # long paragraph lines; the 绍兴 plan's table cells and contents leaders fill no width mid-sentence
-    assert not _hard_wrapped((FIXTURES / name).read_text(encoding="utf-8").split("\n"))
+    assert not hard_wrapped((FIXTURES / name).read_text(encoding="utf-8").split("\n"))
