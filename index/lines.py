@@ -17,7 +17,7 @@ _MD_PREFIX = re.compile(r"[ \t\u3000]*(?:#{1,6}[ \t\u3000]+)?")
 #: A line opening a numbered part (一、 （一） 1. 第X章/节/条/部分 【…】 附件): it starts a new paragraph when
 #: a PDF is re-wrapped and is never a table cell (index.structure holds the patterns it parses by).
 OPENS_PART = re.compile(
-    r"\s*(?:[一二三四五六七八九十百]{1,4}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|\d{1,3}(?:[.．](?!\d)|、)"
+    r"\s*(?:[一二三四五六七八九十百]{1,4}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|\d{1,3}(?:[.．](?!\d)|[.．](?=\d{1,4}\s*[年月])|、)"
     r"|第[一二三四五六七八九十百千零〇\d]{1,7}[章节条部]|【[^】]{0,12}】|附件)"
 )
 _TOC_MAX_LINES = 400  # a contents block longer than this is not one

@@ -36,7 +36,8 @@ _PART = re.compile(rf"第({_NUM})部分")
 _LAW_SUB = re.compile(rf"第({_NUM})节")
 _ARTICLE = re.compile(rf"第({_NUM})条(?!之)")
 _ITEMS = (  # (family, pattern): the item numbering styles of work plans
-    ("dot", re.compile(r"(\d{1,3})(?:[.．](?!\d)|、)")),
+    # 2.7月10日前报名 is item 2 (a date opens it), 2.5万 is a number, not item 2
+    ("dot", re.compile(r"(\d{1,3})(?:[.．](?!\d)|[.．](?=\d{1,4}\s*[年月])|、)")),
     ("paren", re.compile(r"[（(](\d{1,3})[）)]")),
     ("bracket", re.compile(r"【([^】\d\s]{1,12})(\d{1,3})】")),
 )
@@ -54,7 +55,7 @@ _TITLE_CUT = 24
 
 
 #: Bump when a change to this module changes how a document parses: cached parses are then redone.
-PARSER_VERSION = 9  # 9: a hard-wrapped .txt or .md has its paragraphs joined again (index.loader)
+PARSER_VERSION = 10  # 10: an item may open with a date (2.9月1日开学 is item 2)
 
 
 def parse_file(path: Path, *, doc_id: str | None = None) -> Document:

@@ -116,6 +116,8 @@ def test_pdf_full_line_ending_a_paragraph_breaks_before_a_marker() -> None:
     # a marker after a full line ending in 。 starts a paragraph; after "、" it is a wrapped cross-reference
     assert _pdf_text([f"{full}。\n{item}\n{full}、\n第十二条规定的情形。"]).split("\n") == [
         f"{full}。", f"{item}{full}、第十二条规定的情形。"]
+    dated = f"2.9月1日{'开' * 41}"  # an item opening with a date is a marker too
+    assert _pdf_text([f"{full}。\n{dated}"]).split("\n") == [f"{full}。", dated]
 
 
 def test_pdf_keeps_spaces_between_latin_words_and_after_punctuation() -> None:

@@ -161,6 +161,16 @@ def test_numbers_must_be_sequential_to_open_items() -> None:
     assert doc.items[2].text == "第三项。\n2020年工作。"
 
 
+def test_an_item_may_open_with_a_date_but_a_decimal_opens_none() -> None:
+    text = ("一、时间安排\n1.8月25日前完成校舍安全排查。\n2.9月1日正式开学。\n3.2021年秋季学期起实行课后服务。\n"
+            "二、经费\n1.生均经费提高到2.5万元。\n2.5万名教师参加培训。\n")
+    doc = parse_document(text, doc_id="t")
+    assert [(i.locator, i.text.split("。")[0]) for i in doc.items] == [
+        ("一/1", "8月25日前完成校舍安全排查"), ("一/2", "9月1日正式开学"), ("一/3", "2021年秋季学期起实行课后服务"),
+        ("二/1", "生均经费提高到2.5万元")]
+    assert doc.items[-1].text.endswith("2.5万名教师参加培训。")  # a number, not item 2
+
+
 def test_numbering_that_restarts_gets_path_locators() -> None:
     text = "一、甲\n（一）子甲\n1.一项。\n2.二项。\n（二）子乙\n1.三项。\n二、乙\n1.四项。"
     doc = parse_document(text, doc_id="t")
