@@ -169,11 +169,18 @@ class Library:
 
     def named_docs(self, norm_question: str) -> np.ndarray:
         """Per document: 1 when the question names it (its title, short title or place)."""
-        return np.array([bool(p and p.search(norm_question)) for p in self._names], dtype=np.float32)
+        return self._searched(self._names, norm_question).astype(np.float32)
 
     def titled_docs(self, norm_question: str) -> np.ndarray:
         """Per document: whether the question names it by its title (学前教育条例), not only by its place."""
-        return np.array([bool(p and p.search(norm_question)) for p in self._titles], dtype=bool)
+        return self._searched(self._titles, norm_question)
+
+    def _searched(self, patterns: Sequence[re.Pattern | None], norm_question: str) -> np.ndarray:
+        """Per document: whether its pattern occurs in the question. Most questions name no
+        document: one search of every name decides that, not one search per document."""
+        if self._any_name is None or not self._any_name.search(norm_question):
+            return np.zeros(len(patterns), dtype=bool)
+        return np.array([bool(p and p.search(norm_question)) for p in patterns], dtype=bool)
 
     def without_names(self, norm_question: str) -> str:
         """``norm_question`` with the document names it holds blanked out, for the lexical evidence:
