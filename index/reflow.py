@@ -11,9 +11,9 @@ from __future__ import annotations
 import unicodedata
 
 from index.lines import OPENS_PART, TOC_LEADER
+from index.sentences import PARAGRAPH_ENDS
 
-_ENDS_PARAGRAPH = tuple("。！？；：:")
-_ENDS_LINE = tuple("。！？；：:，,、|")  # a line ending so ends a sentence or a clause, not mid-word
+_ENDS_LINE = (*PARAGRAPH_ENDS, "，", ",", "、", "|")  # a line so ended stops at a clause, not mid-word
 WRAPPED_MIN_LINES, WRAPPED_SHARE = 3, 0.2
 
 
@@ -53,7 +53,7 @@ def reflow(lines: list[str]) -> str:
 def _breaks(previous: str, line: str, full: int) -> bool:
     if _width(previous) < full - 6:  # three CJK characters short of the margin: paragraph ended
         return True
-    return previous.endswith(_ENDS_PARAGRAPH) and OPENS_PART.match(line) is not None
+    return previous.endswith(PARAGRAPH_ENDS) and OPENS_PART.match(line) is not None
 
 
 def _full_width(lines: list[str]) -> int:

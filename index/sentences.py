@@ -13,6 +13,10 @@ from index.domain import Sentence
 
 TERMINALS = frozenset("。！？；")
 _ASCII_TERMINALS = frozenset("!?;")
+#: A line ending so ends its sentence (。 or an ASCII ? at its end).
+SENTENCE_ENDS = tuple(TERMINALS | _ASCII_TERMINALS)
+#: A line ending so closes its paragraph: a sentence, or a colon before what it introduces.
+PARAGRAPH_ENDS = (*TERMINALS, "：", ":")
 _TABLE_ROW = re.compile(r"\S \| \S|\S\t+\S|^\|.*\|\s*$")
 # opener -> the closers that match it (writers mix full-width and ASCII parentheses)
 _PAIRS = {"（": "）)", "(": ")）", "“": "”", "‘": "’", "《": "》", "「": "」", "『": "』", "【": "】",
@@ -92,10 +96,9 @@ def is_stub(sentence: str) -> bool:
     two words (孩子几岁上小学 ~ 小学), so no evidence that its item answers and nothing to quote.
     A line of figures alone (2061/62.6) is a cell however long."""
     text = sentence.strip()
-    if text.endswith(_ENDS):
+    if text.endswith(SENTENCE_ENDS):
         return False
     return len(text) < STUB_CHARS or not _LETTER.search(text)
 
 
-_ENDS = tuple(TERMINALS | _ASCII_TERMINALS)
 _LETTER = re.compile(r"[^\W\d_]")

@@ -21,11 +21,12 @@ from __future__ import annotations
 import re
 
 from index.lines import OPENS_PART
+from index.sentences import SENTENCE_ENDS
 
 MIN_CELLS = 8  # fewer short lines than this are a list or a signature, not a table
 MIN_ROWS = 3
 MAX_CELL = 40  # characters; a longer line is prose
-_SENTENCE_END = ("。", "！", "？", "；", "：", ":", "!", "?", ";")
+_SENTENCE_END = (*SENTENCE_ENDS, "：", ":")  # a line so ended is prose, not a cell
 _NO_VALUE = re.compile(r"[—－\-/／]+")
 
 

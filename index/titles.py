@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from index.sentences import TERMINALS
+from index.sentences import PARAGRAPH_ENDS, TERMINALS
 
 _BOOK_TITLE = re.compile(r"《([^《》\n]{2,80})》")
 _DATE_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
@@ -78,7 +78,7 @@ def _title_lines(head: Sequence[HeadLine]) -> list[str]:
     out: list[str] = []
     for body in bodies:
         if out and _DOC_KIND.search(out[-1] + body) and not _DOC_KIND.search(out[-1]) \
-                and len(out[-1]) <= 40 and not out[-1].endswith(tuple(TERMINALS) + ("：", ":")):
+                and len(out[-1]) <= 40 and not out[-1].endswith(PARAGRAPH_ENDS):
             out[-1] += body
         else:
             out.append(body)
