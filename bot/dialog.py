@@ -298,7 +298,11 @@ def _toc(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> A
     return compose.render("toc", compose.Draft(limit=limit, documents=documents, document=doc))
 
 
-@command(r"(?:第\s*)?(?P<num>\d{1,4}|(?<=第)[零〇一二两三四五六七八九十百]{1,6})\s*[条條项項]?"
+# an item's number as users write it: 12, 十二, 一百零五
+_CN_NUMBER = "[零〇一二两三四五六七八九十百]{1,6}"
+
+
+@command(rf"(?:第\s*)?(?P<num>\d{{1,4}}|(?<=第){_CN_NUMBER})\s*[条條项項]?"
          r"(?:\s*[-—~～]\s*(?P<part>\d{1,3}))?")
 def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     ref = str(parse_number(match.group("num")))
@@ -311,7 +315,7 @@ def _item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> 
     return compose.render("item", compose.Draft(limit=limit, document=doc, item=item, part=part))
 
 
-@command(r"(?P<doc>[^第]{2,40}?)\s*第\s*(?P<num>\d{1,4}|[零〇一二两三四五六七八九十百]{1,6})\s*[条條项項]"
+@command(rf"(?P<doc>[^第]{{2,40}}?)\s*第\s*(?P<num>\d{{1,4}}|{_CN_NUMBER})\s*[条條项項]"
          r"(?:的?(?:内容|原文|全文)|(?:是|说|讲|写|规定)了?(?:的是)?(?:什么|啥)|怎么(?:说|规定)的?)?[呢啊吗]?\s*[?？]*")
 def _named_item(dialog: Dialog, question: Question, match: re.Match, limit: Limit) -> Answer:
     """An item of a document the message names (义务教育法第十一条, 衡阳工作要点第3条是什么): that item,

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from index.domain import Hit
 from index.errors import CorpusError
-from index.numerals import cn_int
+from index.numerals import CN_NUMERAL, cn_int
+from index.structure import slug
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,6 @@ def _parse_row(path: Path, n: int, line: str, default_doc: str | None) -> EvalQu
 def _doc_id(stem: str | None) -> str | None:
     """The id the index gives the document whose file stem a label names: a file
     ``Hengyang Preschool（2019）.txt`` is ``hengyang-preschool-2019`` (:func:`index.structure.slug`)."""
-    from index.structure import slug
-
     return slug(str(stem)) if stem else None
 
 
@@ -162,8 +161,7 @@ def _item(value) -> int | str | None:
 
 
 # 12, 12. / 第十一条, 第3项, 十一条 — a bare 三 is a locator (a plan section's own text)
-_NUMBERED = re.compile(r"(\d+)[.．、]?|第\s*([\d零〇一二三四五六七八九十百千]+)\s*[条项]?"
-                       r"|([\d零〇一二三四五六七八九十百千]+)\s*[条项]")
+_NUMBERED = re.compile(rf"(\d+)[.．、]?|第\s*([\d{CN_NUMERAL}]+)\s*[条项]?|([\d{CN_NUMERAL}]+)\s*[条项]")
 
 
 def matches(item: RankedItem, gold: Gold) -> bool:
