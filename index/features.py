@@ -125,14 +125,14 @@ class Library:
         self.aliases = [tuple(normalize(a) for a in doc_aliases(d)) for d in documents]
         self._names = [_name_pattern(names) for names in self.aliases]
         self._any_name = _name_pattern(sorted({a for names in self.aliases for a in names}, key=len, reverse=True))
-        places = [{n for p in _title_place(d.title) for n in (p.name, p.short)} for d in documents]
+        # the places local documents are about (衡阳市教育局… → 衡阳市); a national law has none
+        places = [_title_place(d.title) for d in documents]
+        place_names = [{n for p in found for n in (p.name, p.short)} for found in places]
         self._titles = [_name_pattern([a for a in names if a not in own])
-                        for names, own in zip(self.aliases, places, strict=True)]
+                        for names, own in zip(self.aliases, place_names, strict=True)]
         self.doc_dated = np.array([is_dated(d) for d in documents], dtype=bool)
         self.doc_year = np.array([d.year or 0 for d in documents], dtype=np.int64)
         self.doc_kind = np.array([document_kind(d.title) for d in documents], dtype=object)
-        # the places local documents are about (衡阳市教育局… → 衡阳市); a national law has none
-        places = [_title_place(d.title) for d in documents]
         self.covered: tuple[Place, ...] = tuple(p for found in places for p in found)
         self.doc_local = np.array([bool(found) for found in places], dtype=bool)
         self.item_text = [normalize(f"{c.item_title}\n{c.text}") for c in first]
