@@ -105,8 +105,13 @@ def fact_first(order: np.ndarray, states: Callable[[int], bool]) -> np.ndarray:
     Recall@1 +0.008, nothing else moved."""
     for n in range(1, min(FACT_POINTER_DEPTH, len(order))):
         if states(n):
-            return np.r_[order[n], np.delete(order, n)]
+            return to_front(order, n)
     return order
+
+
+def to_front(order: np.ndarray, n: int) -> np.ndarray:
+    """``order`` with its row ``n`` moved to the front, the others as they were."""
+    return np.r_[order[n], np.delete(order, n)]
 
 
 def abstain_inputs(features: np.ndarray, scores: np.ndarray) -> np.ndarray:

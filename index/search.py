@@ -41,7 +41,7 @@ from index.features import (
     years_on,
 )
 from index.quotes import best_sentences
-from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, fact_first, load_ranker, rank_order
+from index.rank import UNSTATED_FACT_CONFIDENCE, Ranker, fact_first, load_ranker, rank_order, to_front
 from index.refs import REF, library_refs
 from index.store import StoredIndex, load_index
 
@@ -77,6 +77,9 @@ class Ranked:
     items: np.ndarray
     features: np.ndarray
     scores: np.ndarray
+
+    def reordered(self, order: np.ndarray) -> Ranked:
+        return Ranked(self.query, self.items[order], self.features[order], self.scores[order])
 
 
 class Searcher:
@@ -126,7 +129,7 @@ class Searcher:
         if not stated:
             o = fact_first(np.arange(len(ranked.items)),
                            lambda n: self.states_facts(facts, int(ranked.items[n]), ranked))
-            ranked = Ranked(ranked.query, ranked.items[o], ranked.features[o], ranked.scores[o])
+            ranked = ranked.reordered(o)
         # a lower hit is as sure as the top one, discounted by how much lower the ranker puts it
         sure = confidence * np.exp(np.minimum(0.0, ranked.scores[:k] - ranked.scores[0]))
         hits = tuple(self._hit(ranked, n, float(sure[n])) for n in range(min(k, len(ranked.items))))
@@ -242,8 +245,7 @@ class Searcher:
         for n in range(1, min(TITLED_LOOKAHEAD, len(ranked.items))):
             item = int(ranked.items[n])
             if titled[self.library.item_doc[item]] and self.states_facts(facts, item, ranked):
-                order = np.r_[n, np.delete(np.arange(len(ranked.items)), n)]
-                return Ranked(ranked.query, ranked.items[order], ranked.features[order], ranked.scores[order]), ()
+                return ranked.reordered(to_front(np.arange(len(ranked.items)), n)), ()
         return ranked, unstated
 
     def knows_words(self, query: Query) -> bool:
